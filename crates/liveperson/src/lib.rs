@@ -1,0 +1,3 @@
+//! LivePerson Conversational Cloud API client.
+
+pub mod oauth1;
