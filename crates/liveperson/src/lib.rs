@@ -1,3 +1,33 @@
 //! LivePerson Conversational Cloud API client.
+//!
+//! - [`client`]: Domain API discovery, OAuth 1.0a-signed Messaging Interactions search, retries,
+//!   and paging a [`Window`] to its end.
+//! - [`records`]: typed, lenient conversation records; [`lenient`]: the scalar rules behind them.
+//! - [`page`]: page envelopes, and decoding each record on its own so that a bad one can be
+//!   quarantined without losing its page.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use lpdrop_liveperson::{Client, ClientConfig, SearchFilters, Window, oauth1::ApiKey};
+//! let key = ApiKey {
+//!     app_key: "emulator".into(),
+//!     app_secret: "emulator".into(),
+//!     access_token: "emulator".into(),
+//!     access_token_secret: "emulator".into(),
+//! };
+//! let client = Client::connect(ClientConfig::new("http://127.0.0.1:8080", "12345678", key)).await?;
+//! let window = Window::parse("2026-11-20", "2026-11-21")?;
+//! let page = client.search_page(window, &SearchFilters::default(), 0).await?;
+//! # Ok(()) }
+//! ```
 
+pub mod client;
+pub mod lenient;
 pub mod oauth1;
+pub mod page;
+pub mod records;
+pub mod window;
+
+pub use client::{Client, ClientConfig, Error, FetchStats, FetchedPage, RetryPolicy, SearchFilters};
+pub use records::Conversation;
+pub use window::Window;

@@ -1,0 +1,371 @@
+//! Typed, lenient Messaging Interactions records (`conversationHistoryRecords[]`, API doc §3.7).
+//!
+//! Every scalar is one of the [`crate::lenient`] types, every list accepts `null` or absence,
+//! and unknown keys are ignored, so that LivePerson's type drift never fails a record. Nodes
+//! whose shape is undocumented or free-form are kept as raw JSON text.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::lenient::{Bool, EpochMs, Float, Id, Int, RawJson, Text, list};
+
+/// One conversation as the search and get-by-id calls return it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Conversation {
+    pub info: Info,
+    pub campaign: Option<Campaign>,
+    pub monitoring: Option<Monitoring>,
+    #[serde(deserialize_with = "list")]
+    pub message_records: Vec<Message>,
+    #[serde(deserialize_with = "list")]
+    pub agent_participants: Vec<AgentParticipant>,
+    #[serde(deserialize_with = "list")]
+    pub agent_participants_active: Vec<AgentParticipant>,
+    #[serde(deserialize_with = "list")]
+    pub agent_participants_leave: Vec<AgentParticipant>,
+    /// The vendor's SDE example spells it `consumerParticipant`.
+    #[serde(deserialize_with = "list", alias = "consumerParticipant")]
+    pub consumer_participants: Vec<ConsumerParticipant>,
+    #[serde(deserialize_with = "list")]
+    pub transfers: Vec<Transfer>,
+    #[serde(deserialize_with = "list")]
+    pub interactions: Vec<Interaction>,
+    #[serde(deserialize_with = "list")]
+    pub dialogs: Vec<Dialog>,
+    /// The vendor's SDE example spells it `messageScore`.
+    #[serde(deserialize_with = "list", alias = "messageScore")]
+    pub message_scores: Vec<MessageScore>,
+    #[serde(deserialize_with = "list")]
+    pub message_statuses: Vec<MessageStatus>,
+    #[serde(deserialize_with = "list")]
+    pub conversation_surveys: Vec<ConversationSurvey>,
+    pub summary: Option<Summary>,
+    pub response_time: Option<ResponseTime>,
+    pub co_browse_sessions: RawJson,
+    pub sdes: RawJson,
+    pub un_auth_sdes: RawJson,
+    pub intents: RawJson,
+    pub unique_intents: RawJson,
+    pub skill_changes: RawJson,
+    pub latest_agent_survey: RawJson,
+    pub previously_submitted_agent_surveys: RawJson,
+}
+
+/// `info`: the conversation's own facts (always present).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Info {
+    pub conversation_id: Text,
+    pub brand_id: Text,
+    pub status: Text,
+    pub full_dialog_status: Text,
+    pub start_time_l: EpochMs,
+    pub end_time_l: EpochMs,
+    pub conversation_end_time_l: EpochMs,
+    pub full_dialog_end_time_l: EpochMs,
+    pub duration: Int,
+    pub close_reason: Text,
+    pub close_reason_description: Text,
+    pub first_conversation: Bool,
+    pub csat: Int,
+    pub csat_rate: Float,
+    pub mcs: Int,
+    #[serde(rename = "alertedMCS")]
+    pub alerted_mcs: Int,
+    pub source: Text,
+    pub device: Text,
+    pub device_model: Text,
+    pub browser: Text,
+    pub browser_version: Text,
+    pub operating_system: Text,
+    pub operating_system_version: Text,
+    pub latest_skill_id: Id,
+    pub latest_skill_name: Text,
+    pub latest_agent_id: Text,
+    pub latest_agent_login_name: Text,
+    pub latest_agent_nickname: Text,
+    pub latest_agent_full_name: Text,
+    pub agent_deleted: Bool,
+    pub latest_agent_group_id: Id,
+    pub latest_agent_group_name: Text,
+    pub latest_queue_state: Text,
+    pub is_partial: Bool,
+    pub session_id: Text,
+    pub interaction_context_id: Text,
+    pub time_zone: Text,
+    #[serde(deserialize_with = "list")]
+    pub features: Vec<Text>,
+    pub language: Text,
+    pub integration: Text,
+    pub integration_version: Text,
+    pub app_id: Text,
+    pub app_version: Text,
+    pub ip_address: Text,
+    pub was_step_up: Bool,
+    pub pending_agent_survey: Bool,
+    pub first_intent_name: Text,
+    pub first_intent_label: Text,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Campaign {
+    pub campaign_engagement_id: Text,
+    pub campaign_engagement_name: Text,
+    pub campaign_id: Text,
+    pub campaign_name: Text,
+    pub goal_id: Text,
+    pub goal_name: Text,
+    pub engagement_agent_note: Text,
+    pub engagement_source: Text,
+    pub visitor_behavior_id: Text,
+    pub visitor_behavior_name: Text,
+    pub engagement_application_id: Text,
+    pub engagement_application_name: Text,
+    pub engagement_application_type_id: Text,
+    pub engagement_application_type_name: Text,
+    pub visitor_profile_id: Text,
+    pub visitor_profile_name: Text,
+    pub lob_id: Id,
+    pub lob_name: Text,
+    /// The reference table capitalises it (`LocationId`); the example does not.
+    #[serde(alias = "LocationId")]
+    pub location_id: Text,
+    #[serde(alias = "LocationName")]
+    pub location_name: Text,
+    pub behavior_system_default: Bool,
+    pub profile_system_default: Bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Monitoring {
+    pub country: Text,
+    pub country_code: Text,
+    pub state: Text,
+    pub city: Text,
+    pub isp: Text,
+    pub org: Text,
+    pub device: Text,
+    pub ip_address: Text,
+    pub browser: Text,
+    pub operating_system: Text,
+    pub conversation_start_page: Text,
+    pub conversation_start_page_title: Text,
+}
+
+/// `messageRecords[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Message {
+    pub message_id: Text,
+    pub seq: Int,
+    pub dialog_id: Text,
+    pub participant_id: Text,
+    pub sent_by: Text,
+    #[serde(rename = "type")]
+    pub content_type: Text,
+    pub time_l: EpochMs,
+    pub audience: Text,
+    pub source: Text,
+    pub device: Text,
+    pub message_data: MessageData,
+    pub context_data: RawJson,
+}
+
+/// `messageData`: one or more content variants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageData {
+    pub msg: Option<MsgText>,
+    pub rich_content: Option<JsonContent>,
+    pub quick_replies: Option<JsonContent>,
+    pub file: Option<MessageFile>,
+    /// Link and secure-form variants have undocumented key names: kept raw.
+    pub link: RawJson,
+    pub secure_form: RawJson,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MsgText {
+    pub text: Text,
+}
+
+/// `{content: "<JSON document as a string>"}` (structured content, quick replies).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JsonContent {
+    #[serde(deserialize_with = "json_text")]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageFile {
+    pub relative_path: Text,
+    pub file_type: Text,
+    pub caption: Text,
+}
+
+/// Structured content normally arrives as a JSON string; accept an inline object too.
+fn json_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
+}
+
+/// `agentParticipants[]` (and the `Active` / `Leave` variants, assumed to share the shape).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentParticipant {
+    pub agent_id: Text,
+    pub agent_pid: Text,
+    pub agent_login_name: Text,
+    pub agent_nickname: Text,
+    pub agent_full_name: Text,
+    pub agent_deleted: Bool,
+    pub time_l: EpochMs,
+    pub role: Text,
+    pub permission: Text,
+    pub user_type: Text,
+    pub user_type_name: Text,
+    pub agent_group_id: Id,
+    pub agent_group_name: Text,
+    pub dialog_id: Text,
+    pub context_data: RawJson,
+}
+
+/// `consumerParticipants[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerParticipant {
+    pub participant_id: Text,
+    pub time_l: EpochMs,
+    pub join_time_l: EpochMs,
+    pub first_name: Text,
+    pub last_name: Text,
+    pub consumer_name: Text,
+    pub phone: Text,
+    pub email: Text,
+    pub token: Text,
+    #[serde(rename = "avatarURL")]
+    pub avatar_url: Text,
+    pub dialog_id: Text,
+}
+
+/// `transfers[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Transfer {
+    pub time_l: EpochMs,
+    pub assigned_agent_id: Text,
+    pub assigned_agent_login_name: Text,
+    pub assigned_agent_nickname: Text,
+    pub assigned_agent_full_name: Text,
+    pub target_skill_id: Id,
+    pub target_skill_name: Text,
+    pub source_skill_id: Id,
+    pub source_skill_name: Text,
+    pub source_agent_id: Text,
+    pub source_agent_login_name: Text,
+    pub source_agent_nickname: Text,
+    pub source_agent_full_name: Text,
+    pub reason: Text,
+    pub by: Text,
+    pub dialog_id: Text,
+    pub context_data: RawJson,
+}
+
+/// `interactions[]`: agent assignment segments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Interaction {
+    pub assigned_agent_id: Text,
+    pub assigned_agent_login_name: Text,
+    pub assigned_agent_nickname: Text,
+    pub assigned_agent_full_name: Text,
+    pub interaction_time_l: EpochMs,
+    pub interactive_sequence: Int,
+    pub dialog_id: Text,
+}
+
+/// `dialogs[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Dialog {
+    pub dialog_id: Text,
+    pub status: Text,
+    pub dialog_type: Text,
+    pub dialog_channel_type: Text,
+    pub start_time_l: EpochMs,
+    pub end_time_l: EpochMs,
+    pub close_reason: Text,
+    pub close_reason_description: Text,
+    pub skill_id: Id,
+    pub skill_name: Text,
+}
+
+/// `messageScores[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageScore {
+    pub message_id: Text,
+    pub time_l: EpochMs,
+    pub mcs: Int,
+    pub message_raw_score: Int,
+}
+
+/// `messageStatuses[]`: delivery and read receipts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageStatus {
+    pub message_id: Text,
+    pub seq: Int,
+    pub time_l: EpochMs,
+    pub message_delivery_status: Text,
+    pub participant_id: Text,
+    pub participant_type: Text,
+    pub dialog_id: Text,
+}
+
+/// `conversationSurveys[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConversationSurvey {
+    pub survey_type: Text,
+    pub survey_status: Text,
+    pub dialog_id: Text,
+    pub survey_id: Text,
+    #[serde(deserialize_with = "list")]
+    pub survey_data: Vec<SurveyAnswer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SurveyAnswer {
+    pub question: Text,
+    pub answer: Text,
+    pub question_id: Text,
+    pub answer_id: Text,
+    pub question_type: Text,
+    pub question_format: Text,
+    pub answer_seq: Int,
+    pub is_valid_answer: Bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Summary {
+    pub text: Text,
+    pub last_updated_time: EpochMs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResponseTime {
+    pub latest_effective_response_due_time: EpochMs,
+    pub configured_response_time: Int,
+}
