@@ -1,0 +1,245 @@
+//! `lpdrop`: LivePerson conversations to relational parquet drops.
+//!
+//! This binary is flags and wiring only; the work happens in the library crates.
+//! Exit codes: 0 success, 1 the command failed (message on stderr), 2 bad usage.
+
+mod pipeline;
+mod schema_cmd;
+mod sync;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use lpdrop_emulator::{Emulator, EmulatorConfig};
+use lpdrop_liveperson::client::DEFAULT_DOMAIN;
+use lpdrop_liveperson::oauth1::ApiKey;
+use lpdrop_liveperson::{ClientConfig, SearchFilters, Window};
+
+use crate::sync::{DEFAULT_SUB_WINDOW_MS, Destination, SyncRequest, print_summary, run_sync};
+
+#[derive(Parser)]
+#[command(name = "lpdrop", version, about = "LivePerson conversations to relational parquet drops on S3 or a local folder", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the built-in LivePerson emulator, sync one day from it, and publish one drop.
+    /// No credentials and no network needed.
+    ///
+    /// Example: lpdrop demo --out ./lpdrop-demo
+    Demo {
+        /// Folder to publish the drop under.
+        #[arg(long, value_name = "DEST")]
+        out: String,
+        /// Synthetic conversations per day in the emulator (the demo syncs one day).
+        #[arg(long, default_value_t = 2000, value_name = "N")]
+        per_day: u32,
+    },
+    /// Sync one window of conversations now and publish it as one drop.
+    ///
+    /// Credentials come from LP_ACCOUNT_ID, LP_APP_KEY, LP_APP_SECRET, LP_ACCESS_TOKEN and
+    /// LP_ACCESS_TOKEN_SECRET; LP_DOMAIN points at the Domain API (an emulator as
+    /// http://127.0.0.1:PORT).
+    ///
+    /// Example: lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops
+    Sync {
+        /// Window start (inclusive): RFC 3339 or YYYY-MM-DD, UTC; conversation start time.
+        #[arg(long, value_name = "T")]
+        from: String,
+        /// Window end (exclusive): RFC 3339 or YYYY-MM-DD, UTC.
+        #[arg(long, value_name = "T")]
+        to: String,
+        /// Folder to publish the drop under.
+        #[arg(long, value_name = "DEST")]
+        out: String,
+        /// Which API to read (only messaging in this version).
+        #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
+        source: SourceKind,
+        /// Only conversations that held this skill (repeatable).
+        #[arg(long = "skill", value_name = "ID")]
+        skills: Vec<i64>,
+        #[command(flatten)]
+        lp: LpArgs,
+    },
+    /// Serve the emulated LivePerson APIs on 127.0.0.1 until interrupted.
+    ///
+    /// Example: lpdrop emulator --port 8080
+    Emulator {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Seed of the synthetic data set.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Synthetic conversations per day.
+        #[arg(long, default_value_t = 2000, value_name = "N")]
+        per_day: u32,
+    },
+    /// Print the data dictionary or the machine-readable table definitions.
+    ///
+    /// Example: lpdrop schema --format markdown
+    Schema {
+        #[arg(long, value_enum, default_value_t = schema_cmd::SchemaFormat::Markdown)]
+        format: schema_cmd::SchemaFormat,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SourceKind {
+    Messaging,
+    Chat,
+    Dimensions,
+}
+
+/// LivePerson account, endpoint and API key (OAuth 1.0a).
+#[derive(clap::Args)]
+struct LpArgs {
+    #[arg(long, env = "LP_ACCOUNT_ID", value_name = "ID")]
+    account_id: String,
+    /// Domain API base URL; https, or http on loopback only.
+    #[arg(long, env = "LP_DOMAIN", default_value = DEFAULT_DOMAIN, value_name = "URL")]
+    domain: String,
+    #[arg(long, env = "LP_APP_KEY", hide_env_values = true)]
+    app_key: String,
+    #[arg(long, env = "LP_APP_SECRET", hide_env_values = true)]
+    app_secret: String,
+    #[arg(long, env = "LP_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: String,
+    #[arg(long, env = "LP_ACCESS_TOKEN_SECRET", hide_env_values = true)]
+    access_token_secret: String,
+}
+
+impl LpArgs {
+    fn client_config(self) -> ClientConfig {
+        ClientConfig::new(
+            self.domain,
+            self.account_id,
+            ApiKey {
+                app_key: self.app_key,
+                app_secret: self.app_secret,
+                access_token: self.access_token,
+                access_token_secret: self.access_token_secret,
+            },
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo { out, per_day } => demo(&out, per_day).await,
+        Command::Sync {
+            from,
+            to,
+            out,
+            source,
+            skills,
+            lp,
+        } => {
+            if source != SourceKind::Messaging {
+                anyhow::bail!("only --source messaging is available in this version");
+            }
+            let report = run_sync(SyncRequest {
+                client: lp.client_config(),
+                window: Window::parse(&from, &to)?,
+                filters: SearchFilters {
+                    skill_ids: skills,
+                    status: Vec::new(),
+                },
+                dest: Destination::parse(&out)?,
+                sub_window_ms: DEFAULT_SUB_WINDOW_MS,
+            })
+            .await?;
+            print_summary(&report);
+            Ok(())
+        }
+        Command::Emulator {
+            port,
+            seed,
+            per_day,
+        } => serve_emulator(port, seed, per_day).await,
+        Command::Schema { format } => {
+            print!("{}", schema_cmd::render(format));
+            Ok(())
+        }
+    }
+}
+
+async fn serve_emulator(port: u16, seed: u64, per_day: u32) -> Result<()> {
+    let config = EmulatorConfig {
+        seed,
+        per_day,
+        ..EmulatorConfig::default()
+    };
+    let account = config.account_id.clone();
+    let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    println!("LivePerson emulator on {} (account {account}, every key \"emulator\")", emulator.domain_url());
+    println!("Sync from it with:");
+    println!("  export LP_DOMAIN={} LP_ACCOUNT_ID={account}", emulator.domain_url());
+    println!("  export LP_APP_KEY=emulator LP_APP_SECRET=emulator LP_ACCESS_TOKEN=emulator LP_ACCESS_TOKEN_SECRET=emulator");
+    println!("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops");
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+async fn demo(out: &str, per_day: u32) -> Result<()> {
+    let dest = Destination::parse(out)?;
+    let config = EmulatorConfig {
+        per_day,
+        ..EmulatorConfig::default()
+    };
+    let account = config.account_id.clone();
+    let key = config.api_key.clone();
+    let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .context("cannot start the emulator on a loopback port")?;
+    // The last full UTC day: every conversation in it is final in the emulator's data set.
+    let today = chrono::Utc::now().date_naive();
+    let from = (today - chrono::Days::new(1)).to_string();
+    let window = Window::parse(&from, &today.to_string())?;
+    println!("Demo: syncing {window} from the built-in emulator at {}", emulator.domain_url());
+    let result = run_sync(SyncRequest {
+        client: ClientConfig::new(emulator.domain_url(), account, key),
+        window,
+        filters: SearchFilters::default(),
+        dest,
+        sub_window_ms: DEFAULT_SUB_WINDOW_MS,
+    })
+    .await;
+    emulator.shutdown().await;
+    let report = result?;
+    print_summary(&report);
+    let root = &report.drop.location;
+    println!();
+    println!("Query it with DuckDB (pip install duckdb), for example:");
+    println!(
+        "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT c.latest_skill_name, count(*) AS messages FROM '{root}/parquet/messages/*.parquet' m JOIN '{root}/parquet/conversations/*.parquet' c USING (conversation_id) GROUP BY 1 ORDER BY 2 DESC\\\").show()\""
+    );
+    Ok(())
+}
