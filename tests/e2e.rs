@@ -1,1 +1,284 @@
-// end-to-end tests: written next
+//! End-to-end tests: the real `lpdrop` binary against the real emulator, in a fresh temp dir.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+
+fn lpdrop() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lpdrop"));
+    // Nothing from the developer's shell leaks into a test.
+    for var in [
+        "LP_ACCOUNT_ID",
+        "LP_DOMAIN",
+        "LP_APP_KEY",
+        "LP_APP_SECRET",
+        "LP_ACCESS_TOKEN",
+        "LP_ACCESS_TOKEN_SECRET",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("lpdrop runs");
+    eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Every committed drop (folder holding `upload.complete`) under `root`.
+fn committed_drops(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap() == "upload.complete" {
+                found.push(dir.clone());
+            }
+        }
+    }
+    found
+}
+
+fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path);
+            }
+        }
+    }
+    out
+}
+
+fn sha256_hex(path: &Path) -> String {
+    Sha256::digest(fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks a drop against the contract: layout, marker, manifest, every file's size, checksum
+/// and row count, and nothing unlisted. Returns the manifest.
+fn check_drop(out_root: &Path, drop: &Path) -> serde_json::Value {
+    let rel = drop.strip_prefix(out_root).unwrap().to_string_lossy().to_string();
+    let parts: Vec<&str> = rel.split('/').collect();
+    assert_eq!(parts.len(), 5, "YYYY/MM/DD/HH/<stamp>-<uuid>: {rel}");
+    let stamp = format!("{}-{}-{}-{}-", parts[0], parts[1], parts[2], parts[3]);
+    assert!(parts[4].starts_with(&stamp), "{rel}");
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(drop.join("manifest.json")).unwrap()).unwrap();
+    let marker: serde_json::Value =
+        serde_json::from_slice(&fs::read(drop.join("upload.complete")).unwrap()).unwrap();
+    assert_eq!(marker["drop_id"], manifest["drop_id"]);
+    assert_eq!(marker["manifest_sha256"].as_str().unwrap(), sha256_hex(&drop.join("manifest.json")));
+    assert_eq!(manifest["root"].as_str().unwrap(), rel);
+    assert_eq!(manifest["producer"]["name"], "lpdrop");
+    assert!(manifest["schema_version"].as_u64().unwrap() >= 1);
+
+    let mut listed = BTreeSet::new();
+    listed.insert(drop.join("manifest.json"));
+    listed.insert(drop.join("upload.complete"));
+    let mut total_rows = 0;
+    for table in manifest["tables"].as_array().unwrap() {
+        let mut table_rows = 0;
+        for file in table["files"].as_array().unwrap() {
+            let path = out_root.join(file["key"].as_str().unwrap());
+            assert_eq!(path, drop.join(file["path"].as_str().unwrap()));
+            assert!(file["path"].as_str().unwrap().starts_with(&format!(
+                "parquet/{}/part-",
+                table["name"].as_str().unwrap()
+            )));
+            assert_eq!(fs::metadata(&path).unwrap().len(), file["bytes"].as_u64().unwrap());
+            assert_eq!(sha256_hex(&path), file["sha256"].as_str().unwrap());
+            let reader = parquet::file::reader::SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+            use parquet::file::reader::FileReader;
+            assert_eq!(
+                reader.metadata().file_metadata().num_rows() as u64,
+                file["rows"].as_u64().unwrap()
+            );
+            assert!(marker["files"].as_array().unwrap().iter().any(|k| k == &file["key"]));
+            table_rows += file["rows"].as_u64().unwrap();
+            listed.insert(path);
+        }
+        assert_eq!(table_rows, table["rows"].as_u64().unwrap());
+        total_rows += table_rows;
+    }
+    if let Some(q) = manifest["quarantine"]["file"].as_object() {
+        listed.insert(out_root.join(q["key"].as_str().unwrap()));
+    }
+    assert_eq!(total_rows, manifest["totals"]["rows"].as_u64().unwrap());
+    assert_eq!(files_under(drop), listed, "the drop holds exactly what the manifest lists");
+    manifest
+}
+
+fn table_rows(manifest: &serde_json::Value, name: &str) -> u64 {
+    manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("table {name} in the manifest"))["rows"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn demo_publishes_one_committed_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(lpdrop().args(["demo", "--out"]).arg(dir.path().join("out")));
+    assert!(out.status.success());
+    let drops = committed_drops(&dir.path().join("out"));
+    assert_eq!(drops.len(), 1);
+    let manifest = check_drop(&dir.path().join("out"), &drops[0]);
+    let conversations = table_rows(&manifest, "conversations");
+    assert!(conversations >= 1000, "the demo syncs at least 1,000 conversations");
+    assert_eq!(manifest["source"]["conversations"].as_u64().unwrap(), conversations);
+    for child in ["messages", "agent_participants", "consumer_participants", "transfers", "message_scores", "conversation_surveys"] {
+        assert!(table_rows(&manifest, child) > 0, "{child} has rows");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(drops[0].to_str().unwrap()), "prints where the drop is");
+    assert!(stdout.contains("duckdb"), "prints how to query it");
+}
+
+/// `lpdrop emulator` on a free port, stopped when dropped.
+struct RunningEmulator {
+    child: Child,
+    url: String,
+}
+
+impl RunningEmulator {
+    fn start(per_day: u32) -> Self {
+        let mut child = lpdrop()
+            .args(["emulator", "--port", "0", "--per-day", &per_day.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        // Keep reading so the emulator never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_string();
+        RunningEmulator { child, url }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sync_cmd(url: &str, secret: &str) -> Command {
+    let mut cmd = lpdrop();
+    cmd.env("LP_DOMAIN", url)
+        .env("LP_ACCOUNT_ID", "12345678")
+        .env("LP_APP_KEY", "emulator")
+        .env("LP_APP_SECRET", secret)
+        .env("LP_ACCESS_TOKEN", "emulator")
+        .env("LP_ACCESS_TOKEN_SECRET", "emulator");
+    cmd
+}
+
+#[test]
+fn sync_from_a_running_emulator_matches_its_data_set() {
+    let emulator = RunningEmulator::start(500);
+    let dir = tempfile::tempdir().unwrap();
+    // Deliberately unaligned bounds across two days: sub-windows, rounding overlap, exact filter.
+    let (from, to) = ("2026-03-01T10:03:00Z", "2026-03-02T13:07:30Z");
+    let out = run(sync_cmd(&emulator.url, "emulator")
+        .args(["sync", "--from", from, "--to", to, "--out"])
+        .arg(dir.path()));
+    assert!(out.status.success());
+    let drops = committed_drops(dir.path());
+    assert_eq!(drops.len(), 1);
+    let manifest = check_drop(dir.path(), &drops[0]);
+
+    let dataset = lpdrop_emulator::Dataset::new(&lpdrop_emulator::EmulatorConfig {
+        per_day: 500,
+        ..Default::default()
+    });
+    let from_ms = chrono::DateTime::parse_from_rfc3339(from).unwrap().timestamp_millis();
+    let to_ms = chrono::DateTime::parse_from_rfc3339(to).unwrap().timestamp_millis();
+    let expected = dataset.index_range(from_ms, to_ms - 1);
+    assert_eq!(
+        table_rows(&manifest, "conversations"),
+        expected.end - expected.start,
+        "exactly the emulator's conversations in [from, to), each once"
+    );
+    assert_eq!(manifest["source"]["window_from"], "2026-03-01T10:03:00.000Z");
+    assert_eq!(manifest["source"]["window_to"], "2026-03-02T13:07:30.000Z");
+}
+
+#[test]
+fn sync_with_a_wrong_secret_fails_clearly_and_commits_nothing() {
+    let emulator = RunningEmulator::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(sync_cmd(&emulator.url, "not-the-secret")
+        .args(["sync", "--from", "2026-03-01", "--to", "2026-03-02", "--out"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("not-the-secret"), "secrets never reach errors");
+    assert!(committed_drops(dir.path()).is_empty());
+}
+
+#[test]
+fn plain_http_to_a_remote_domain_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(sync_cmd("http://api.liveperson.net", "emulator")
+        .args(["sync", "--from", "2026-03-01", "--to", "2026-03-02", "--out"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only on loopback"));
+}
+
+#[test]
+fn bad_windows_and_destinations_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(sync_cmd("http://127.0.0.1:9", "x")
+        .args(["sync", "--from", "2026-03-02", "--to", "2026-03-01", "--out"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty or inverted"));
+    let out = run(lpdrop().args(["sync", "--from", "2026-03-01", "--to", "2026-03-02", "--out", "x"]));
+    assert_eq!(out.status.code(), Some(2), "missing credentials is a usage error");
+}
+
+#[test]
+fn schema_json_matches_the_schema_files() {
+    let out = run(lpdrop().args(["schema", "--format", "json"]));
+    assert!(out.status.success());
+    let tables: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    for t in &tables {
+        let file: serde_json::Value = serde_json::from_slice(
+            &fs::read(root.join(format!("{}.json", t["table"].as_str().unwrap()))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&file, t);
+    }
+    assert_eq!(tables.len(), fs::read_dir(&root).unwrap().count());
+}
