@@ -74,7 +74,11 @@ fn sha256_hex(path: &Path) -> String {
 /// Checks a drop against the contract: layout, marker, manifest, every file's size, checksum
 /// and row count, and nothing unlisted. Returns the manifest.
 fn check_drop(out_root: &Path, drop: &Path) -> serde_json::Value {
-    let rel = drop.strip_prefix(out_root).unwrap().to_string_lossy().to_string();
+    let rel = drop
+        .strip_prefix(out_root)
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
     let parts: Vec<&str> = rel.split('/').collect();
     assert_eq!(parts.len(), 5, "YYYY/MM/DD/HH/<stamp>-<uuid>: {rel}");
     let stamp = format!("{}-{}-{}-{}-", parts[0], parts[1], parts[2], parts[3]);
@@ -85,7 +89,10 @@ fn check_drop(out_root: &Path, drop: &Path) -> serde_json::Value {
     let marker: serde_json::Value =
         serde_json::from_slice(&fs::read(drop.join("upload.complete")).unwrap()).unwrap();
     assert_eq!(marker["drop_id"], manifest["drop_id"]);
-    assert_eq!(marker["manifest_sha256"].as_str().unwrap(), sha256_hex(&drop.join("manifest.json")));
+    assert_eq!(
+        marker["manifest_sha256"].as_str().unwrap(),
+        sha256_hex(&drop.join("manifest.json"))
+    );
     assert_eq!(manifest["root"].as_str().unwrap(), rel);
     assert_eq!(manifest["producer"]["name"], "lpdrop");
     assert!(manifest["schema_version"].as_u64().unwrap() >= 1);
@@ -103,15 +110,26 @@ fn check_drop(out_root: &Path, drop: &Path) -> serde_json::Value {
                 "parquet/{}/part-",
                 table["name"].as_str().unwrap()
             )));
-            assert_eq!(fs::metadata(&path).unwrap().len(), file["bytes"].as_u64().unwrap());
+            assert_eq!(
+                fs::metadata(&path).unwrap().len(),
+                file["bytes"].as_u64().unwrap()
+            );
             assert_eq!(sha256_hex(&path), file["sha256"].as_str().unwrap());
-            let reader = parquet::file::reader::SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+            let reader =
+                parquet::file::reader::SerializedFileReader::new(fs::File::open(&path).unwrap())
+                    .unwrap();
             use parquet::file::reader::FileReader;
             assert_eq!(
                 reader.metadata().file_metadata().num_rows() as u64,
                 file["rows"].as_u64().unwrap()
             );
-            assert!(marker["files"].as_array().unwrap().iter().any(|k| k == &file["key"]));
+            assert!(
+                marker["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k == &file["key"])
+            );
             table_rows += file["rows"].as_u64().unwrap();
             listed.insert(path);
         }
@@ -122,7 +140,11 @@ fn check_drop(out_root: &Path, drop: &Path) -> serde_json::Value {
         listed.insert(out_root.join(q["key"].as_str().unwrap()));
     }
     assert_eq!(total_rows, manifest["totals"]["rows"].as_u64().unwrap());
-    assert_eq!(files_under(drop), listed, "the drop holds exactly what the manifest lists");
+    assert_eq!(
+        files_under(drop),
+        listed,
+        "the drop holds exactly what the manifest lists"
+    );
     manifest
 }
 
@@ -146,13 +168,29 @@ fn demo_publishes_one_committed_drop() {
     assert_eq!(drops.len(), 1);
     let manifest = check_drop(&dir.path().join("out"), &drops[0]);
     let conversations = table_rows(&manifest, "conversations");
-    assert!(conversations >= 1000, "the demo syncs at least 1,000 conversations");
-    assert_eq!(manifest["source"]["conversations"].as_u64().unwrap(), conversations);
-    for child in ["messages", "agent_participants", "consumer_participants", "transfers", "message_scores", "conversation_surveys"] {
+    assert!(
+        conversations >= 1000,
+        "the demo syncs at least 1,000 conversations"
+    );
+    assert_eq!(
+        manifest["source"]["conversations"].as_u64().unwrap(),
+        conversations
+    );
+    for child in [
+        "messages",
+        "agent_participants",
+        "consumer_participants",
+        "transfers",
+        "message_scores",
+        "conversation_surveys",
+    ] {
         assert!(table_rows(&manifest, child) > 0, "{child} has rows");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(drops[0].to_str().unwrap()), "prints where the drop is");
+    assert!(
+        stdout.contains(drops[0].to_str().unwrap()),
+        "prints where the drop is"
+    );
     assert!(stdout.contains("duckdb"), "prints how to query it");
 }
 
@@ -219,15 +257,22 @@ fn sync_from_a_running_emulator_matches_its_data_set() {
         per_day: 500,
         ..Default::default()
     });
-    let from_ms = chrono::DateTime::parse_from_rfc3339(from).unwrap().timestamp_millis();
-    let to_ms = chrono::DateTime::parse_from_rfc3339(to).unwrap().timestamp_millis();
+    let from_ms = chrono::DateTime::parse_from_rfc3339(from)
+        .unwrap()
+        .timestamp_millis();
+    let to_ms = chrono::DateTime::parse_from_rfc3339(to)
+        .unwrap()
+        .timestamp_millis();
     let expected = dataset.index_range(from_ms, to_ms - 1);
     assert_eq!(
         table_rows(&manifest, "conversations"),
         expected.end - expected.start,
         "exactly the emulator's conversations in [from, to), each once"
     );
-    assert_eq!(manifest["source"]["window_from"], "2026-03-01T10:03:00.000Z");
+    assert_eq!(
+        manifest["source"]["window_from"],
+        "2026-03-01T10:03:00.000Z"
+    );
     assert_eq!(manifest["source"]["window_to"], "2026-03-02T13:07:30.000Z");
 }
 
@@ -236,12 +281,22 @@ fn sync_with_a_wrong_secret_fails_clearly_and_commits_nothing() {
     let emulator = RunningEmulator::start(200);
     let dir = tempfile::tempdir().unwrap();
     let out = run(sync_cmd(&emulator.url, "not-the-secret")
-        .args(["sync", "--from", "2026-03-01", "--to", "2026-03-02", "--out"])
+        .args([
+            "sync",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-02",
+            "--out",
+        ])
         .arg(dir.path()));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("401"), "{stderr}");
-    assert!(!stderr.contains("not-the-secret"), "secrets never reach errors");
+    assert!(
+        !stderr.contains("not-the-secret"),
+        "secrets never reach errors"
+    );
     assert!(committed_drops(dir.path()).is_empty());
 }
 
@@ -249,7 +304,14 @@ fn sync_with_a_wrong_secret_fails_clearly_and_commits_nothing() {
 fn plain_http_to_a_remote_domain_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(sync_cmd("http://api.liveperson.net", "emulator")
-        .args(["sync", "--from", "2026-03-01", "--to", "2026-03-02", "--out"])
+        .args([
+            "sync",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-02",
+            "--out",
+        ])
         .arg(dir.path()));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only on loopback"));
@@ -259,12 +321,31 @@ fn plain_http_to_a_remote_domain_is_refused() {
 fn bad_windows_and_destinations_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(sync_cmd("http://127.0.0.1:9", "x")
-        .args(["sync", "--from", "2026-03-02", "--to", "2026-03-01", "--out"])
+        .args([
+            "sync",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-01",
+            "--out",
+        ])
         .arg(dir.path()));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty or inverted"));
-    let out = run(lpdrop().args(["sync", "--from", "2026-03-01", "--to", "2026-03-02", "--out", "x"]));
-    assert_eq!(out.status.code(), Some(2), "missing credentials is a usage error");
+    let out = run(lpdrop().args([
+        "sync",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        "x",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing credentials is a usage error"
+    );
 }
 
 #[test]

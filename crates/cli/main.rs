@@ -64,7 +64,7 @@ enum Command {
         #[arg(long = "skill", value_name = "ID")]
         skills: Vec<i64>,
         #[command(flatten)]
-        lp: LpArgs,
+        lp: Box<LpArgs>,
     },
     /// Serve the emulated LivePerson APIs on 127.0.0.1 until interrupted.
     ///
@@ -131,7 +131,10 @@ impl LpArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -162,7 +165,7 @@ async fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("only --source messaging is available in this version");
             }
             let report = run_sync(SyncRequest {
-                client: lp.client_config(),
+                client: (*lp).client_config(),
                 window: Window::parse(&from, &to)?,
                 filters: SearchFilters {
                     skill_ids: skills,
@@ -197,13 +200,23 @@ async fn serve_emulator(port: u16, seed: u64, per_day: u32) -> Result<()> {
     let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    println!("LivePerson emulator on {} (account {account}, every key \"emulator\")", emulator.domain_url());
+    println!(
+        "LivePerson emulator on {} (account {account}, every key \"emulator\")",
+        emulator.domain_url()
+    );
     println!("Sync from it with:");
-    println!("  export LP_DOMAIN={} LP_ACCOUNT_ID={account}", emulator.domain_url());
-    println!("  export LP_APP_KEY=emulator LP_APP_SECRET=emulator LP_ACCESS_TOKEN=emulator LP_ACCESS_TOKEN_SECRET=emulator");
+    println!(
+        "  export LP_DOMAIN={} LP_ACCOUNT_ID={account}",
+        emulator.domain_url()
+    );
+    println!(
+        "  export LP_APP_KEY=emulator LP_APP_SECRET=emulator LP_ACCESS_TOKEN=emulator LP_ACCESS_TOKEN_SECRET=emulator"
+    );
     println!("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops");
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     emulator.shutdown().await;
     Ok(())
 }
@@ -223,7 +236,10 @@ async fn demo(out: &str, per_day: u32) -> Result<()> {
     let today = chrono::Utc::now().date_naive();
     let from = (today - chrono::Days::new(1)).to_string();
     let window = Window::parse(&from, &today.to_string())?;
-    println!("Demo: syncing {window} from the built-in emulator at {}", emulator.domain_url());
+    println!(
+        "Demo: syncing {window} from the built-in emulator at {}",
+        emulator.domain_url()
+    );
     let result = run_sync(SyncRequest {
         client: ClientConfig::new(emulator.domain_url(), account, key),
         window,

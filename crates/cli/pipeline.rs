@@ -78,12 +78,21 @@ impl Converter {
                     continue;
                 }
             };
-            let start = conversation.info.start_time_l.0.expect("checked by decode_record");
+            let start = conversation
+                .info
+                .start_time_l
+                .0
+                .expect("checked by decode_record");
             if !page.window.contains(start) {
                 self.stats.outside_window += 1;
                 continue;
             }
-            let id = conversation.info.conversation_id.0.clone().expect("checked by decode_record");
+            let id = conversation
+                .info
+                .conversation_id
+                .0
+                .clone()
+                .expect("checked by decode_record");
             if !self.seen.insert(id) {
                 self.stats.duplicates += 1;
                 continue;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use lpdrop_drop::{CommittedDrop, DropInfo, DropLayout, DropWriter, LocalSink, Prefix, SourceInfo, WriterOptions};
+use lpdrop_drop::{
+    CommittedDrop, DropInfo, DropLayout, DropWriter, LocalSink, Prefix, SourceInfo, WriterOptions,
+};
 use lpdrop_liveperson::{Client, ClientConfig, FetchedPage, SearchFilters, Window};
 use lpdrop_tables::{Lineage, all_tables};
 use tokio::sync::mpsc;
@@ -88,7 +90,10 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
             if show_progress && last.elapsed() >= Duration::from_secs(1) {
                 last = Instant::now();
                 let s = &converter.stats;
-                eprint!("\r  {} pages, {} conversations, window {}   ", s.pages, s.conversations, page.window);
+                eprint!(
+                    "\r  {} pages, {} conversations, window {}   ",
+                    s.pages, s.conversations, page.window
+                );
             }
         }
         Ok(converter)
@@ -135,7 +140,10 @@ pub fn print_summary(report: &SyncReport) {
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     println!("Committed drop {}", m.drop_id);
     println!("  location      {}", report.drop.location);
-    println!("  window        [{}, {})", m.source.window_from, m.source.window_to);
+    println!(
+        "  window        [{}, {})",
+        m.source.window_from, m.source.window_to
+    );
     println!(
         "  conversations {} ({} still open) in {:.1} s, {:.0} conversations/s",
         s.conversations,
@@ -159,7 +167,10 @@ pub fn print_summary(report: &SyncReport) {
     );
     if m.quarantine.records > 0 {
         let key = m.quarantine.file.as_ref().map_or("", |f| f.path.as_str());
-        println!("  quarantined   {} records that could not be read (see {key})", m.quarantine.records);
+        println!(
+            "  quarantined   {} records that could not be read (see {key})",
+            m.quarantine.records
+        );
     }
     for t in &m.tables {
         println!("    {:<28} {:>9} rows", t.name, t.rows);

@@ -37,9 +37,9 @@ impl Prefix {
         if trimmed.is_empty() {
             return Ok(Prefix::default());
         }
-        let chars_ok = trimmed.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '/')
-        });
+        let chars_ok = trimmed
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '/'));
         let segments_ok = trimmed
             .split('/')
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
@@ -177,10 +177,15 @@ mod tests {
         for good in ["", "a", "thrive-air-folder", "a/b_c/d-1", "x/"] {
             assert!(Prefix::parse(good).is_ok(), "{good}");
         }
-        for bad in ["/abs", "a/../b", "..", "a//b", "Upper", "a b", "a\\b", "a/./b", "ünï"] {
+        for bad in [
+            "/abs", "a/../b", "..", "a//b", "Upper", "a b", "a\\b", "a/./b", "ünï",
+        ] {
             assert!(Prefix::parse(bad).is_err(), "{bad}");
         }
         assert!(DropLayout::table_file_path("../x", 0).is_err());
-        assert_eq!(DropLayout::table_file_path("t", 12).unwrap(), "parquet/t/part-00012.parquet");
+        assert_eq!(
+            DropLayout::table_file_path("t", 12).unwrap(),
+            "parquet/t/part-00012.parquet"
+        );
     }
 }

@@ -52,10 +52,7 @@ impl LocalSink {
     /// leave the root all the same.
     pub fn path(&self, key: &str) -> Result<PathBuf, SinkError> {
         let rel = Path::new(key);
-        let safe = !key.is_empty()
-            && rel
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
+        let safe = !key.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !safe {
             return Err(SinkError {
                 action: "refusing key",
@@ -81,7 +78,9 @@ impl LocalSink {
         fs::create_dir_all(dir).map_err(self.err("creating folder", dir))?;
         let tmp = dir.join(format!(
             ".{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object"),
             uuid::Uuid::new_v4().simple()
         ));
         let mut f = File::create(&tmp).map_err(self.err("creating", &tmp))?;
@@ -113,14 +112,16 @@ impl Sink for LocalSink {
         File::open(&path)
             .and_then(|f| f.sync_all())
             .map_err(self.err("syncing", &path))?;
-        sync_dir(path.parent().expect("keys have a parent")).map_err(self.err("syncing folder of", &path))
+        sync_dir(path.parent().expect("keys have a parent"))
+            .map_err(self.err("syncing folder of", &path))
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
         let path = self.path(key)?;
         let tmp = self.write_temp(&path, bytes)?;
         fs::rename(&tmp, &path).map_err(self.err("moving into place", &path))?;
-        sync_dir(path.parent().expect("keys have a parent")).map_err(self.err("syncing folder of", &path))
+        sync_dir(path.parent().expect("keys have a parent"))
+            .map_err(self.err("syncing folder of", &path))
     }
 
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> {
@@ -173,8 +174,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = LocalSink::new(dir.path());
         assert!(sink.put_if_absent("a/b/upload.complete", b"first").unwrap());
-        assert!(!sink.put_if_absent("a/b/upload.complete", b"second").unwrap());
-        assert_eq!(fs::read(dir.path().join("a/b/upload.complete")).unwrap(), b"first");
+        assert!(
+            !sink
+                .put_if_absent("a/b/upload.complete", b"second")
+                .unwrap()
+        );
+        assert_eq!(
+            fs::read(dir.path().join("a/b/upload.complete")).unwrap(),
+            b"first"
+        );
         // No temporary files are left behind.
         let names: Vec<_> = fs::read_dir(dir.path().join("a/b")).unwrap().collect();
         assert_eq!(names.len(), 1);

@@ -13,11 +13,11 @@ use parquet::file::properties::{WriterProperties, WriterVersion};
 use sha2::{Digest, Sha256};
 
 use crate::layout::DropLayout;
+use crate::manifest::JobRef;
 use crate::manifest::{
     FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Marker, Producer, QuarantineEntry, SourceInfo,
     TableEntry, Totals,
 };
-use crate::manifest::JobRef;
 use crate::sink::{Sink, SinkError};
 
 /// Why a drop could not be written or committed. Nothing is committed after any of these.
@@ -180,10 +180,13 @@ impl TableWriter {
             key: key.clone(),
             source,
         };
-        let hashing = file.writer.into_inner().map_err(|source| DropError::Parquet {
-            table: self.def.name.to_string(),
-            source,
-        })?;
+        let hashing = file
+            .writer
+            .into_inner()
+            .map_err(|source| DropError::Parquet {
+                table: self.def.name.to_string(),
+                source,
+            })?;
         let HashingWriter {
             inner,
             hasher,
@@ -217,7 +220,10 @@ impl TableWriter {
         self.close_part(sink)?;
         Ok(TableEntry {
             name: self.def.name.to_string(),
-            schema_hash: format!("sha256:{}", hex(&Sha256::digest(self.def.schema_fingerprint()))),
+            schema_hash: format!(
+                "sha256:{}",
+                hex(&Sha256::digest(self.def.schema_fingerprint()))
+            ),
             rows: self.done.iter().map(|f| f.rows).sum(),
             files: self.done,
         })
@@ -319,10 +325,11 @@ impl DropWriter {
         let (key, _, out) = self.quarantine.as_mut().expect("opened above");
         let mut line = record.to_json_line();
         line.push('\n');
-        out.write_all(line.as_bytes()).map_err(|source| DropError::Io {
-            key: key.clone(),
-            source,
-        })?;
+        out.write_all(line.as_bytes())
+            .map_err(|source| DropError::Io {
+                key: key.clone(),
+                source,
+            })?;
         self.quarantined += 1;
         Ok(())
     }

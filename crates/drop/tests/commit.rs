@@ -30,8 +30,14 @@ fn info() -> DropInfo {
 }
 
 fn layout() -> DropLayout {
-    let t = chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 5).unwrap();
-    DropLayout::new(Prefix::parse("thrive-air").unwrap(), t, uuid::Uuid::new_v4())
+    let t = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 21, 9, 30, 5)
+        .unwrap();
+    DropLayout::new(
+        Prefix::parse("thrive-air").unwrap(),
+        t,
+        uuid::Uuid::new_v4(),
+    )
 }
 
 fn conversations(n: usize) -> MessagingTables {
@@ -56,28 +62,56 @@ fn write_all(writer: &mut DropWriter, tables: &mut MessagingTables, lineage: &Li
 }
 
 fn sha256(path: &Path) -> String {
-    Sha256::digest(fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
 fn commit_writes_files_then_manifest_then_marker() {
     let dir = tempfile::tempdir().unwrap();
     let layout = layout();
-    let lineage = Lineage { account_id: "12345678".into(), drop_id: layout.id().to_string(), extracted_at_ms: 0 };
-    let mut writer = DropWriter::new(Arc::new(LocalSink::new(dir.path())), layout.clone(), all_tables(), WriterOptions::default());
+    let lineage = Lineage {
+        account_id: "12345678".into(),
+        drop_id: layout.id().to_string(),
+        extracted_at_ms: 0,
+    };
+    let mut writer = DropWriter::new(
+        Arc::new(LocalSink::new(dir.path())),
+        layout.clone(),
+        all_tables(),
+        WriterOptions::default(),
+    );
     let mut tables = conversations(3);
     write_all(&mut writer, &mut tables, &lineage);
-    writer.quarantine(&QuarantinedRecord { reason: "field info.mcs: bad".into(), origin: "test".into(), record: "{\"x\":1}".into() }).unwrap();
+    writer
+        .quarantine(&QuarantinedRecord {
+            reason: "field info.mcs: bad".into(),
+            origin: "test".into(),
+            record: "{\"x\":1}".into(),
+        })
+        .unwrap();
     let committed = writer.commit(info()).unwrap();
 
     let root = dir.path().join(layout.root());
-    assert!(layout.root().starts_with("thrive-air/2026/11/21/09/2026-11-21-09-30-05-"));
-    let manifest: Manifest = serde_json::from_slice(&fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        layout
+            .root()
+            .starts_with("thrive-air/2026/11/21/09/2026-11-21-09-30-05-")
+    );
+    let manifest: Manifest =
+        serde_json::from_slice(&fs::read(root.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest, committed.manifest);
-    let marker: Marker = serde_json::from_slice(&fs::read(root.join("upload.complete")).unwrap()).unwrap();
+    let marker: Marker =
+        serde_json::from_slice(&fs::read(root.join("upload.complete")).unwrap()).unwrap();
     assert_eq!(marker.manifest_key, layout.manifest_key());
     assert_eq!(marker.manifest_sha256, sha256(&root.join("manifest.json")));
-    assert_eq!(manifest.tables.len(), all_tables().len(), "every table is listed, even empty ones");
+    assert_eq!(
+        manifest.tables.len(),
+        all_tables().len(),
+        "every table is listed, even empty ones"
+    );
     let by_name = |n: &str| manifest.tables.iter().find(|t| t.name == n).unwrap();
     assert_eq!(by_name("conversations").rows, 3);
     assert_eq!(by_name("messages").rows, 6);
@@ -90,28 +124,51 @@ fn commit_writes_files_then_manifest_then_marker() {
             assert_eq!(fs::metadata(&path).unwrap().len(), file.bytes);
             assert_eq!(sha256(&path), file.sha256);
             let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
-            assert_eq!(reader.metadata().file_metadata().num_rows() as u64, file.rows);
+            assert_eq!(
+                reader.metadata().file_metadata().num_rows() as u64,
+                file.rows
+            );
         }
     }
     assert_eq!(manifest.quarantine.records, 1);
     let q = manifest.quarantine.file.as_ref().unwrap();
     assert_eq!(sha256(&dir.path().join(&q.key)), q.sha256);
-    assert!(!q.key.contains("/parquet/"), "quarantine stays outside table folders");
+    assert!(
+        !q.key.contains("/parquet/"),
+        "quarantine stays outside table folders"
+    );
 }
 
 #[test]
 fn files_roll_over_past_the_size_limit() {
     let dir = tempfile::tempdir().unwrap();
     let layout = layout();
-    let lineage = Lineage { account_id: "1".into(), drop_id: "d".into(), extracted_at_ms: 0 };
-    let options = WriterOptions { row_group_bytes: 1, max_file_bytes: 1, ..Default::default() };
-    let mut writer = DropWriter::new(Arc::new(LocalSink::new(dir.path())), layout, all_tables(), options);
+    let lineage = Lineage {
+        account_id: "1".into(),
+        drop_id: "d".into(),
+        extracted_at_ms: 0,
+    };
+    let options = WriterOptions {
+        row_group_bytes: 1,
+        max_file_bytes: 1,
+        ..Default::default()
+    };
+    let mut writer = DropWriter::new(
+        Arc::new(LocalSink::new(dir.path())),
+        layout,
+        all_tables(),
+        options,
+    );
     for _ in 0..3 {
         let mut tables = conversations(2);
         write_all(&mut writer, &mut tables, &lineage);
     }
     let manifest = writer.commit(info()).unwrap().manifest;
-    let conv = manifest.tables.iter().find(|t| t.name == "conversations").unwrap();
+    let conv = manifest
+        .tables
+        .iter()
+        .find(|t| t.name == "conversations")
+        .unwrap();
     assert_eq!(conv.files.len(), 3);
     assert_eq!(conv.rows, 6);
     assert!(conv.files[2].key.ends_with("part-00002.parquet"));
@@ -121,21 +178,39 @@ fn files_roll_over_past_the_size_limit() {
 struct FailingManifest(LocalSink);
 
 impl Sink for FailingManifest {
-    fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError> { self.0.staging_path(key) }
-    fn publish_file(&self, key: &str, staged: &Path) -> Result<(), SinkError> { self.0.publish_file(key, staged) }
-    fn put(&self, key: &str, _bytes: &[u8]) -> Result<(), SinkError> {
-        Err(SinkError { action: "writing", location: key.into(), source: std::io::Error::other("disk full") })
+    fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError> {
+        self.0.staging_path(key)
     }
-    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> { self.0.put_if_absent(key, bytes) }
-    fn exists(&self, key: &str) -> Result<bool, SinkError> { self.0.exists(key) }
-    fn location(&self, key: &str) -> String { self.0.location(key) }
+    fn publish_file(&self, key: &str, staged: &Path) -> Result<(), SinkError> {
+        self.0.publish_file(key, staged)
+    }
+    fn put(&self, key: &str, _bytes: &[u8]) -> Result<(), SinkError> {
+        Err(SinkError {
+            action: "writing",
+            location: key.into(),
+            source: std::io::Error::other("disk full"),
+        })
+    }
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> {
+        self.0.put_if_absent(key, bytes)
+    }
+    fn exists(&self, key: &str) -> Result<bool, SinkError> {
+        self.0.exists(key)
+    }
+    fn location(&self, key: &str) -> String {
+        self.0.location(key)
+    }
 }
 
 #[test]
 fn a_failed_manifest_leaves_no_marker() {
     let dir = tempfile::tempdir().unwrap();
     let layout = layout();
-    let lineage = Lineage { account_id: "1".into(), drop_id: "d".into(), extracted_at_ms: 0 };
+    let lineage = Lineage {
+        account_id: "1".into(),
+        drop_id: "d".into(),
+        extracted_at_ms: 0,
+    };
     let sink = Arc::new(FailingManifest(LocalSink::new(dir.path())));
     let mut writer = DropWriter::new(sink, layout.clone(), all_tables(), WriterOptions::default());
     let mut tables = conversations(1);
@@ -149,8 +224,17 @@ fn a_failed_manifest_leaves_no_marker() {
 fn an_uncommitted_writer_leaves_no_marker() {
     let dir = tempfile::tempdir().unwrap();
     let layout = layout();
-    let lineage = Lineage { account_id: "1".into(), drop_id: "d".into(), extracted_at_ms: 0 };
-    let mut writer = DropWriter::new(Arc::new(LocalSink::new(dir.path())), layout.clone(), all_tables(), WriterOptions::default());
+    let lineage = Lineage {
+        account_id: "1".into(),
+        drop_id: "d".into(),
+        extracted_at_ms: 0,
+    };
+    let mut writer = DropWriter::new(
+        Arc::new(LocalSink::new(dir.path())),
+        layout.clone(),
+        all_tables(),
+        WriterOptions::default(),
+    );
     let mut tables = conversations(1);
     write_all(&mut writer, &mut tables, &lineage);
     drop(writer);

@@ -119,7 +119,9 @@ impl RetryPolicy {
         // Jitter (up to +25%) keeps concurrent requests from retrying in lockstep.
         let unit = (uuid::Uuid::new_v4().as_u128() & 0xffff) as f64 / 65535.0;
         let jitter = base.mul_f64(0.25 * unit);
-        (base + jitter).max(retry_after.unwrap_or_default()).min(self.max_delay)
+        (base + jitter)
+            .max(retry_after.unwrap_or_default())
+            .min(self.max_delay)
     }
 }
 
@@ -382,18 +384,16 @@ impl Client {
                     let retry_after = retry_after(&resp);
                     match resp.bytes().await {
                         Err(e) => (transport_error(&what, e), retry_after),
-                        Ok(bytes) if status == 200 || status == 204 => {
-                            match check_page(&bytes) {
-                                Ok(()) => return Ok(bytes),
-                                Err(reason) => (
-                                    Error::Response {
-                                        request: what.clone(),
-                                        reason,
-                                    },
-                                    None,
-                                ),
-                            }
-                        }
+                        Ok(bytes) if status == 200 || status == 204 => match check_page(&bytes) {
+                            Ok(()) => return Ok(bytes),
+                            Err(reason) => (
+                                Error::Response {
+                                    request: what.clone(),
+                                    reason,
+                                },
+                                None,
+                            ),
+                        },
                         Ok(bytes) => (
                             Error::Status {
                                 request: what.clone(),
@@ -439,12 +439,12 @@ impl Client {
                 .ok()
                 .and_then(|e| e.metadata.count)
                 .unwrap_or(0);
-            if count > self.config.max_hits_per_window {
-                if let Some((a, b)) = sub.halve() {
-                    todo.push(b);
-                    todo.push(a);
-                    continue;
-                }
+            if count > self.config.max_hits_per_window
+                && let Some((a, b)) = sub.halve()
+            {
+                todo.push(b);
+                todo.push(a);
+                continue;
             }
             stats.windows += 1;
             stats.reported_hits += count;
@@ -502,7 +502,10 @@ async fn resolve_service(
         "{domain_base}/api/account/{}/service/{service}/baseURI.json",
         config.account_id
     );
-    let what = format!("Domain API lookup of {service} for account {}", config.account_id);
+    let what = format!(
+        "Domain API lookup of {service} for account {}",
+        config.account_id
+    );
     let resp = http
         .get(format!("{url}?version=1.0"))
         .send()
@@ -597,7 +600,10 @@ mod tests {
             "https://va.msghist.liveperson.net"
         );
         let (http, _) = Origin::parse("http://127.0.0.1:9").unwrap();
-        assert_eq!(http.service_url("127.0.0.1:4000").unwrap(), "http://127.0.0.1:4000");
+        assert_eq!(
+            http.service_url("127.0.0.1:4000").unwrap(),
+            "http://127.0.0.1:4000"
+        );
         // An http domain must not lead the client to a non-loopback host in the clear.
         assert!(http.service_url("va.msghist.liveperson.net").is_err());
         assert!(https.service_url("evil.com/x?y").is_err());

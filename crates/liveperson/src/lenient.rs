@@ -171,7 +171,9 @@ impl<'de> Deserialize<'de> for Float {
                 } else {
                     match t.parse::<f64>() {
                         Ok(f) if f.is_finite() => Some(f),
-                        _ => return Err(de::Error::custom(format!("number {s:?} is not a number"))),
+                        _ => {
+                            return Err(de::Error::custom(format!("number {s:?} is not a number")));
+                        }
                     }
                 }
             }
@@ -269,8 +271,14 @@ mod tests {
         assert_eq!(parse::<Text>("\"null\"").unwrap(), Text(None));
         assert_eq!(parse::<Text>("null").unwrap(), Text(None));
         assert_eq!(parse::<Text>("\"\"").unwrap(), Text(Some(String::new())));
-        assert_eq!(parse::<Text>("2200000002").unwrap(), Text(Some("2200000002".into())));
-        assert_eq!(parse::<Text>("\"Müller ✈\"").unwrap(), Text(Some("Müller ✈".into())));
+        assert_eq!(
+            parse::<Text>("2200000002").unwrap(),
+            Text(Some("2200000002".into()))
+        );
+        assert_eq!(
+            parse::<Text>("\"Müller ✈\"").unwrap(),
+            Text(Some("Müller ✈".into()))
+        );
         assert!(parse::<Text>("{\"a\":1}").is_err());
         assert!(parse::<Text>("[1]").is_err());
     }
@@ -293,7 +301,10 @@ mod tests {
         assert_eq!(parse::<Id>("-1").unwrap(), Id(None));
         assert_eq!(parse::<Id>("\"1100000001\"").unwrap(), Id(Some(1100000001)));
         assert_eq!(parse::<EpochMs>("-1").unwrap(), EpochMs(None));
-        assert_eq!(parse::<EpochMs>("\"1497871291351\"").unwrap(), EpochMs(Some(1497871291351)));
+        assert_eq!(
+            parse::<EpochMs>("\"1497871291351\"").unwrap(),
+            EpochMs(Some(1497871291351))
+        );
         assert_eq!(parse::<EpochMs>("\"undefined\"").unwrap(), EpochMs(None));
     }
 

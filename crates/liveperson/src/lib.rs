@@ -28,6 +28,8 @@ pub mod page;
 pub mod records;
 pub mod window;
 
-pub use client::{Client, ClientConfig, Error, FetchStats, FetchedPage, RetryPolicy, SearchFilters};
+pub use client::{
+    Client, ClientConfig, Error, FetchStats, FetchedPage, RetryPolicy, SearchFilters,
+};
 pub use records::Conversation;
 pub use window::Window;

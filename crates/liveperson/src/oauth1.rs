@@ -64,8 +64,7 @@ impl Nonce {
 /// `base_url` is scheme, host, optional non-default port and path, without the query;
 /// `params` are all query parameters plus the `oauth_*` protocol parameters (not the signature).
 pub fn base_string(method: &str, base_url: &str, params: &[(String, String)]) -> String {
-    let mut encoded: Vec<(String, String)> =
-        params.iter().map(|(k, v)| (pct(k), pct(v))).collect();
+    let mut encoded: Vec<(String, String)> = params.iter().map(|(k, v)| (pct(k), pct(v))).collect();
     encoded.sort();
     let normalised = encoded
         .iter()
@@ -269,7 +268,10 @@ mod tests {
     #[test]
     fn twitter_example_signature() {
         let params = pairs(&[
-            ("status", "Hello Ladies + Gentlemen, a signed OAuth request!"),
+            (
+                "status",
+                "Hello Ladies + Gentlemen, a signed OAuth request!",
+            ),
             ("include_entities", "true"),
             ("oauth_consumer_key", "xvz1evFS4wEEPTGEFPHBog"),
             ("oauth_nonce", "kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg"),

@@ -81,13 +81,21 @@ pub fn decode_record(raw: &RawValue) -> Result<Conversation, String> {
         // Decode again with path tracking only on failure: it is slower, and failures are rare.
         Err(plain) => {
             let de = &mut serde_json::Deserializer::from_str(raw.get());
-            return Err(match serde_path_to_error::deserialize::<_, Conversation>(de) {
-                Err(e) => format!("field {}: {}", e.path(), e.inner()),
-                Ok(_) => plain.to_string(),
-            });
+            return Err(
+                match serde_path_to_error::deserialize::<_, Conversation>(de) {
+                    Err(e) => format!("field {}: {}", e.path(), e.inner()),
+                    Ok(_) => plain.to_string(),
+                },
+            );
         }
     };
-    if conversation.info.conversation_id.0.as_deref().is_none_or(str::is_empty) {
+    if conversation
+        .info
+        .conversation_id
+        .0
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
         return Err("field info.conversationId: missing".to_string());
     }
     if conversation.info.start_time_l.0.is_none() {
@@ -127,6 +135,8 @@ mod tests {
 
     #[test]
     fn truncated_page_is_an_error() {
-        assert!(parse_page(br#"{"_metadata":{"count":3},"conversationHistoryRecords":[{"#).is_err());
+        assert!(
+            parse_page(br#"{"_metadata":{"count":3},"conversationHistoryRecords":[{"#).is_err()
+        );
     }
 }

@@ -99,11 +99,15 @@ impl Window {
     }
 
     pub fn from_utc(&self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.from).single().unwrap_or_default()
+        Utc.timestamp_millis_opt(self.from)
+            .single()
+            .unwrap_or_default()
     }
 
     pub fn to_utc(&self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.to).single().unwrap_or_default()
+        Utc.timestamp_millis_opt(self.to)
+            .single()
+            .unwrap_or_default()
     }
 }
 
@@ -153,7 +157,10 @@ mod tests {
     fn parses_dates_and_rfc3339() {
         let w = Window::parse("2026-11-20", "2026-11-20T01:30:00+01:00").unwrap();
         assert_eq!(w.span_ms(), 30 * 60 * 1000);
-        assert_eq!(w.to_string(), "[2026-11-20T00:00:00.000Z, 2026-11-20T00:30:00.000Z)");
+        assert_eq!(
+            w.to_string(),
+            "[2026-11-20T00:00:00.000Z, 2026-11-20T00:30:00.000Z)"
+        );
     }
 
     #[test]

@@ -32,7 +32,14 @@ fn main_example_decodes_every_node() {
         .iter()
         .find(|m| m.content_type.0.as_deref() == Some("RICH_CONTENT"))
         .expect("a rich content message");
-    let content = rich.message_data.rich_content.as_ref().unwrap().content.as_deref().unwrap();
+    let content = rich
+        .message_data
+        .rich_content
+        .as_ref()
+        .unwrap()
+        .content
+        .as_deref()
+        .unwrap();
     assert!(serde_json::from_str::<serde_json::Value>(content).is_ok());
     assert!(!c.agent_participants.is_empty());
     assert!(!c.consumer_participants.is_empty());

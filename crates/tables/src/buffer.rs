@@ -63,7 +63,11 @@ impl TableBuffer {
     pub fn new(def: &'static TableDef) -> Self {
         TableBuffer {
             def,
-            columns: def.columns.iter().map(|c| ColumnBuilder::new(c.ty)).collect(),
+            columns: def
+                .columns
+                .iter()
+                .map(|c| ColumnBuilder::new(c.ty))
+                .collect(),
             rows: 0,
             approx_bytes: 0,
         }
@@ -92,7 +96,8 @@ impl TableBuffer {
     /// Turns the buffered rows into a batch (lineage columns added) and empties the buffer.
     pub fn finish_batch(&mut self, lineage: &Lineage) -> RecordBatch {
         let n = self.rows;
-        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        let mut arrays: Vec<ArrayRef> =
+            self.columns.iter_mut().map(ColumnBuilder::finish).collect();
         debug_assert_eq!(LINEAGE.len(), 3);
         let mut account = StringBuilder::with_capacity(n, n * lineage.account_id.len());
         let mut drop = StringBuilder::with_capacity(n, n * lineage.drop_id.len());
@@ -108,7 +113,10 @@ impl TableBuffer {
         self.rows = 0;
         self.approx_bytes = 0;
         RecordBatch::try_new(self.def.arrow_schema(), arrays).unwrap_or_else(|e| {
-            panic!("table {} built a batch that does not match its schema: {e}", self.def.name)
+            panic!(
+                "table {} built a batch that does not match its schema: {e}",
+                self.def.name
+            )
         })
     }
 }
@@ -123,9 +131,10 @@ impl RowWriter<'_> {
     /// The builder of the next column, checked against the definition.
     fn next(&mut self, ty: ColumnType, is_null: bool) -> &mut ColumnBuilder {
         let def = self.buffer.def;
-        let column = def.columns.get(self.next).unwrap_or_else(|| {
-            panic!("table {}: more values than columns", def.name)
-        });
+        let column = def
+            .columns
+            .get(self.next)
+            .unwrap_or_else(|| panic!("table {}: more values than columns", def.name));
         assert_eq!(
             column.ty, ty,
             "table {} column {}: written as {ty:?}",
@@ -134,7 +143,8 @@ impl RowWriter<'_> {
         assert!(
             column.nullable || !is_null,
             "table {} column {} is required but got no value",
-            def.name, column.name
+            def.name,
+            column.name
         );
         self.next += 1;
         &mut self.buffer.columns[self.next - 1]

@@ -454,14 +454,28 @@ impl Default for MessagingTables {
 impl MessagingTables {
     pub fn new() -> Self {
         MessagingTables {
-            buffers: MESSAGING_TABLES.iter().map(|d| TableBuffer::new(d)).collect(),
+            buffers: MESSAGING_TABLES
+                .iter()
+                .map(|d| TableBuffer::new(d))
+                .collect(),
         }
     }
 
     /// Splits one conversation into rows of every table.
     pub fn append(&mut self, c: &Conversation) {
-        let [conv, msg, agents, consumers, transfers, interactions, dialogs, scores, statuses, surveys, answers] =
-            &mut self.buffers[..]
+        let [
+            conv,
+            msg,
+            agents,
+            consumers,
+            transfers,
+            interactions,
+            dialogs,
+            scores,
+            statuses,
+            surveys,
+            answers,
+        ] = &mut self.buffers[..]
         else {
             unreachable!("one buffer per table")
         };

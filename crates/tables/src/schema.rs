@@ -30,7 +30,9 @@ impl ColumnType {
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Float64 => DataType::Float64,
             ColumnType::Boolean => DataType::Boolean,
-            ColumnType::TimestampMs => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            ColumnType::TimestampMs => {
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+            }
         }
     }
 
@@ -128,7 +130,14 @@ impl TableDef {
     /// manifests: readers compare it to detect a schema change.
     pub fn schema_fingerprint(&self) -> String {
         self.all_columns()
-            .map(|c| format!("{}:{}:{}", c.name, c.ty.name(), if c.nullable { "null" } else { "required" }))
+            .map(|c| {
+                format!(
+                    "{}:{}:{}",
+                    c.name,
+                    c.ty.name(),
+                    if c.nullable { "null" } else { "required" }
+                )
+            })
             .collect::<Vec<_>>()
             .join(",")
     }

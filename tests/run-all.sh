@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a developer's:
+#   formatting and lints, Rust unit/integration/end-to-end tests (the real binary against the
+#   real emulator), then real readers (DuckDB, pyarrow, pyspark) on a fresh demo drop.
+# Python readers live in a venv (.ci/venv, or $LPDROP_VENV), created here when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${LPDROP_VENV:-.ci/venv}
+if ! "$venv/bin/python" -c "import duckdb, pyarrow, pyspark" 2>/dev/null; then
+  echo "== installing the Python readers into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/readers/requirements.txt
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --workspace
+
+echo "== readers on a fresh demo drop"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cargo run --locked --quiet -- demo --out "$scratch/out"
+marker=$(find "$scratch/out" -name upload.complete)
+[ "$(echo "$marker" | wc -l)" -eq 1 ] || { echo "expected exactly one committed drop"; exit 1; }
+SPARK_LOCAL_IP=127.0.0.1 "$venv/bin/python" tests/readers/check_drop.py "$(dirname "$marker")"
