@@ -3,6 +3,7 @@
 //! This binary is flags and wiring only; the work happens in the library crates.
 //! Exit codes: 0 success, 1 the command failed (message on stderr), 2 bad usage.
 
+mod dest;
 mod pipeline;
 mod schema_cmd;
 mod sync;
@@ -17,7 +18,8 @@ use lpdrop_liveperson::client::DEFAULT_DOMAIN;
 use lpdrop_liveperson::oauth1::ApiKey;
 use lpdrop_liveperson::{ClientConfig, SearchFilters, Window};
 
-use crate::sync::{DEFAULT_SUB_WINDOW_MS, Destination, SyncRequest, print_summary, run_sync};
+use crate::dest::{Destination, S3Args, open_store};
+use crate::sync::{DEFAULT_SUB_WINDOW_MS, SyncRequest, print_summary, run_sync};
 
 #[derive(Parser)]
 #[command(name = "lpdrop", version, about = "LivePerson conversations to relational parquet drops on S3 or a local folder", long_about = None)]
@@ -33,12 +35,14 @@ enum Command {
     ///
     /// Example: lpdrop demo --out ./lpdrop-demo
     Demo {
-        /// Folder to publish the drop under.
+        /// Where to publish the drop: a local folder or s3://bucket/prefix.
         #[arg(long, value_name = "DEST")]
         out: String,
         /// Synthetic conversations per day in the emulator (the demo syncs one day).
         #[arg(long, default_value_t = 2000, value_name = "N")]
         per_day: u32,
+        #[command(flatten)]
+        s3: S3Args,
     },
     /// Sync one window of conversations now and publish it as one drop.
     ///
@@ -54,7 +58,7 @@ enum Command {
         /// Window end (exclusive): RFC 3339 or YYYY-MM-DD, UTC.
         #[arg(long, value_name = "T")]
         to: String,
-        /// Folder to publish the drop under.
+        /// Where to publish the drop: a local folder or s3://bucket/prefix.
         #[arg(long, value_name = "DEST")]
         out: String,
         /// Which API to read (only messaging in this version).
@@ -65,6 +69,36 @@ enum Command {
         skills: Vec<i64>,
         #[command(flatten)]
         lp: Box<LpArgs>,
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Check a drop against its manifest: marker, manifest, every file's size, SHA-256 and
+    /// parquet row count, and no unlisted file. Exits 1 and lists the problems otherwise.
+    ///
+    /// Example: lpdrop verify s3://bucket/folder/2026/11/21/09/2026-11-21-09-30-05-<uuid>
+    Verify {
+        /// The drop's folder, or its s3:// URI.
+        #[arg(value_name = "DROP")]
+        drop: String,
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Remove drops that were never committed (no upload.complete) and stale multipart
+    /// uploads, older than a grace period.
+    ///
+    /// Example: lpdrop gc s3://bucket/folder --older-than 24h --dry-run
+    Gc {
+        /// A local folder or s3://bucket/prefix that drops are published under.
+        #[arg(value_name = "PREFIX")]
+        prefix: String,
+        /// Grace period: only older leftovers are removed (e.g. 90s, 30m, 24h, 7d).
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// List what would be removed without removing it.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        s3: S3Args,
     },
     /// Serve the emulated LivePerson APIs on 127.0.0.1 until interrupted.
     ///
@@ -152,7 +186,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { out, per_day } => demo(&out, per_day).await,
+        Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3).await,
+        Command::Verify { drop, s3 } => verify(&drop, &s3).await,
+        Command::Gc {
+            prefix,
+            older_than,
+            dry_run,
+            s3,
+        } => gc(&prefix, &older_than, dry_run, &s3).await,
         Command::Sync {
             from,
             to,
@@ -160,6 +201,7 @@ async fn run(cli: Cli) -> Result<()> {
             source,
             skills,
             lp,
+            s3,
         } => {
             if source != SourceKind::Messaging {
                 anyhow::bail!("only --source messaging is available in this version");
@@ -172,6 +214,7 @@ async fn run(cli: Cli) -> Result<()> {
                     status: Vec::new(),
                 },
                 dest: Destination::parse(&out)?,
+                s3,
                 sub_window_ms: DEFAULT_SUB_WINDOW_MS,
             })
             .await?;
@@ -221,7 +264,7 @@ async fn serve_emulator(port: u16, seed: u64, per_day: u32) -> Result<()> {
     Ok(())
 }
 
-async fn demo(out: &str, per_day: u32) -> Result<()> {
+async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
     let dest = Destination::parse(out)?;
     let config = EmulatorConfig {
         per_day,
@@ -245,6 +288,7 @@ async fn demo(out: &str, per_day: u32) -> Result<()> {
         window,
         filters: SearchFilters::default(),
         dest,
+        s3,
         sub_window_ms: DEFAULT_SUB_WINDOW_MS,
     })
     .await;
@@ -253,9 +297,67 @@ async fn demo(out: &str, per_day: u32) -> Result<()> {
     print_summary(&report);
     let root = &report.drop.location;
     println!();
-    println!("Query it with DuckDB (pip install duckdb), for example:");
+    if root.starts_with("s3://") {
+        println!("Check it with: lpdrop verify {root}");
+        println!(
+            "Query it with DuckDB's httpfs extension, e.g. SELECT count(*) FROM '{root}/parquet/messages/*.parquet'"
+        );
+    } else {
+        println!("Query it with DuckDB (pip install duckdb), for example:");
+        println!(
+            "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT c.latest_skill_name, count(*) AS messages FROM '{root}/parquet/messages/*.parquet' m JOIN '{root}/parquet/conversations/*.parquet' c USING (conversation_id) GROUP BY 1 ORDER BY 2 DESC\\\").show()\""
+        );
+    }
+    Ok(())
+}
+
+async fn verify(target: &str, s3: &S3Args) -> Result<()> {
+    let (store, base) = open_store(target, s3).await?;
+    let report = lpdrop_drop::verify(&store, &base, matches!(store, lpdrop_drop::Store::S3(_)))
+        .await
+        .context("cannot read the drop")?;
+    let id = report.drop_id.as_deref().unwrap_or("?");
+    if report.ok() {
+        println!(
+            "OK: drop {id}: {} files, {} rows, {:.1} MB match the manifest",
+            report.files_checked,
+            report.rows,
+            report.bytes as f64 / 1e6
+        );
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    anyhow::bail!(
+        "drop {id} at {target} failed verification with {} problem(s)",
+        report.problems.len()
+    )
+}
+
+async fn gc(target: &str, older_than: &str, dry_run: bool, s3: &S3Args) -> Result<()> {
+    let grace = lpdrop_drop::gc::parse_duration(older_than).map_err(anyhow::Error::msg)?;
+    let (store, prefix) = open_store(target, s3).await?;
+    let report = lpdrop_drop::gc::gc(&store, &prefix, grace, chrono::Utc::now(), dry_run).await?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for (root, objects) in &report.removed_drops {
+        println!(
+            "{verb} uncommitted drop {} ({objects} objects)",
+            store.location(root)
+        );
+    }
+    for upload in &report.aborted_uploads {
+        println!(
+            "{verb} unfinished multipart upload of {}",
+            store.location(&upload.key)
+        );
+    }
     println!(
-        "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT c.latest_skill_name, count(*) AS messages FROM '{root}/parquet/messages/*.parquet' m JOIN '{root}/parquet/conversations/*.parquet' c USING (conversation_id) GROUP BY 1 ORDER BY 2 DESC\\\").show()\""
+        "{} committed drops kept, {} recent uncommitted drops kept (younger than {older_than}), {} uncommitted drops and {} multipart uploads {verb}",
+        report.committed_drops,
+        report.recent_uncommitted,
+        report.removed_drops.len(),
+        report.aborted_uploads.len()
     );
     Ok(())
 }

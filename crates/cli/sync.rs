@@ -1,52 +1,27 @@
 //! `lpdrop sync` (and the demo): one window from the API to one committed drop.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use lpdrop_drop::{
-    CommittedDrop, DropInfo, DropLayout, DropWriter, LocalSink, Prefix, SourceInfo, WriterOptions,
-};
+use anyhow::{Context, Result};
+use lpdrop_drop::{CommittedDrop, DropInfo, DropLayout, DropWriter, SourceInfo, WriterOptions};
 use lpdrop_liveperson::{Client, ClientConfig, FetchedPage, SearchFilters, Window};
-use lpdrop_tables::{Lineage, all_tables};
+use lpdrop_tables::{Lineage, MESSAGING_TABLES};
 use tokio::sync::mpsc;
 
+use crate::dest::{Destination, S3Args, open_sink};
 use crate::pipeline::{ConvertStats, Converter};
 
 /// Sub-windows are at most one day: small enough that `count` stays far from deep offsets on
 /// most accounts, large enough to keep the request count low (busy days are halved further).
 pub const DEFAULT_SUB_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
-/// Where a drop goes: `DEST` on the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Local(PathBuf),
-}
-
-impl Destination {
-    pub fn parse(dest: &str) -> Result<Self> {
-        if dest.starts_with("s3://") {
-            bail!(
-                "S3 output ({dest}) is not available in this version yet; write to a local folder"
-            );
-        }
-        if dest.contains("://") {
-            bail!("unsupported destination {dest:?}: use a local folder");
-        }
-        if dest.is_empty() {
-            bail!("the destination folder is empty");
-        }
-        Ok(Destination::Local(PathBuf::from(dest)))
-    }
-}
-
 pub struct SyncRequest {
     pub client: ClientConfig,
     pub window: Window,
     pub filters: SearchFilters,
     pub dest: Destination,
+    pub s3: S3Args,
     pub sub_window_ms: i64,
 }
 
@@ -62,21 +37,14 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
     let client = Client::connect(req.client)
         .await
         .context("cannot reach the LivePerson Domain API")?;
-    let Destination::Local(root) = &req.dest;
-    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
-
-    let layout = DropLayout::new(Prefix::default(), chrono::Utc::now(), uuid::Uuid::new_v4());
+    let sink = open_sink(&req.dest, &req.s3).await?;
+    let layout = DropLayout::new(req.dest.prefix(), chrono::Utc::now(), uuid::Uuid::new_v4());
     let lineage = Lineage {
         account_id: account_id.clone(),
         drop_id: layout.id().to_string(),
         extracted_at_ms: layout.created_at().timestamp_millis(),
     };
-    let writer = DropWriter::new(
-        Arc::new(LocalSink::new(root.clone())),
-        layout,
-        all_tables(),
-        WriterOptions::default(),
-    );
+    let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, WriterOptions::default());
 
     // Fetching (async, concurrent) and converting (CPU-bound, on a blocking thread) overlap;
     // the bounded channel keeps memory flat when one side is faster.
@@ -124,7 +92,11 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
             open_conversations: 0,
         },
     };
-    let (drop, stats) = converter.commit(info).context("committing the drop")?;
+    // The commit uploads through the sink, which blocks: keep it off the async workers.
+    let (drop, stats) = tokio::task::spawn_blocking(move || converter.commit(info))
+        .await
+        .context("the commit thread panicked")?
+        .context("committing the drop")?;
     debug_assert!(fetch_stats.pages == stats.pages);
     Ok(SyncReport {
         drop,

@@ -12,12 +12,19 @@
 //!                              lpdrop_tables::all_tables(), WriterOptions::default());
 //! ```
 
+pub mod gc;
 pub mod layout;
 pub mod manifest;
+pub mod s3;
 pub mod sink;
+pub mod store;
+pub mod verify;
 pub mod writer;
 
 pub use layout::{DropLayout, LayoutError, MANIFEST_NAME, MARKER_NAME, Prefix};
 pub use manifest::{FileEntry, JobRef, Manifest, Marker, SourceInfo, TableEntry};
+pub use s3::{S3Location, S3Sink, S3Store, S3WriteOptions};
 pub use sink::{LocalSink, Sink, SinkError};
+pub use store::Store;
+pub use verify::{VerifyReport, verify};
 pub use writer::{CommittedDrop, DropError, DropInfo, DropWriter, WriterOptions};

@@ -22,8 +22,9 @@ pub struct SinkError {
 pub trait Sink: Send + Sync {
     /// A local path to write the bytes of `key` to before [`Sink::publish_file`].
     fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError>;
-    /// Makes a staged file durable under `key`.
-    fn publish_file(&self, key: &str, staged: &Path) -> Result<(), SinkError>;
+    /// Makes a staged file durable under `key`. `sha256_hex` is the digest computed while the
+    /// file was written, so that a remote store can verify the bytes it received.
+    fn publish_file(&self, key: &str, staged: &Path, sha256_hex: &str) -> Result<(), SinkError>;
     /// Writes a small object, replacing any previous one atomically.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError>;
     /// Creates a small object only if `key` does not exist yet; `Ok(false)` when it did.
@@ -104,7 +105,7 @@ impl Sink for LocalSink {
         Ok(path)
     }
 
-    fn publish_file(&self, key: &str, staged: &Path) -> Result<(), SinkError> {
+    fn publish_file(&self, key: &str, staged: &Path, _sha256_hex: &str) -> Result<(), SinkError> {
         let path = self.path(key)?;
         if staged != path {
             fs::rename(staged, &path).map_err(self.err("moving into place", &path))?;

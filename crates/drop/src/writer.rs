@@ -195,13 +195,14 @@ impl TableWriter {
         let f = inner.into_inner().map_err(|e| io_err(e.into_error()))?;
         f.sync_all().map_err(io_err)?;
         drop(f);
-        sink.publish_file(&file.key, &file.staged)?;
+        let sha256 = hex(&hasher.finalize());
+        sink.publish_file(&file.key, &file.staged, &sha256)?;
         self.done.push(FileEntry {
             key: file.key,
             path: file.path_in_drop,
             rows: file.rows,
             bytes,
-            sha256: hex(&hasher.finalize()),
+            sha256,
         });
         Ok(())
     }
@@ -364,13 +365,14 @@ impl DropWriter {
                 let f = inner.into_inner().map_err(|e| io_err(e.into_error()))?;
                 f.sync_all().map_err(io_err)?;
                 drop(f);
-                sink.publish_file(&key, &staged)?;
+                let sha256 = hex(&hasher.finalize());
+                sink.publish_file(&key, &staged, &sha256)?;
                 Some(FileEntry {
                     key,
                     path: DropLayout::QUARANTINE_PATH.to_string(),
                     rows: quarantined,
                     bytes,
-                    sha256: hex(&hasher.finalize()),
+                    sha256,
                 })
             }
         };

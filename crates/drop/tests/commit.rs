@@ -181,8 +181,8 @@ impl Sink for FailingManifest {
     fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError> {
         self.0.staging_path(key)
     }
-    fn publish_file(&self, key: &str, staged: &Path) -> Result<(), SinkError> {
-        self.0.publish_file(key, staged)
+    fn publish_file(&self, key: &str, staged: &Path, sha: &str) -> Result<(), SinkError> {
+        self.0.publish_file(key, staged, sha)
     }
     fn put(&self, key: &str, _bytes: &[u8]) -> Result<(), SinkError> {
         Err(SinkError {
