@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${LPDROP_VENV:-.ci/venv}
-if ! "$venv/bin/python" -c "import duckdb, pyarrow, pyspark" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3" 2>/dev/null; then
   echo "== installing the Python readers into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests/readers/requirements.txt
