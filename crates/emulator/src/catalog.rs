@@ -69,6 +69,25 @@ pub(crate) struct Agent {
     pub deleted: bool,
 }
 
+impl Agent {
+    /// The user's process id (`agentPid`, the Users API's `pid`): a fixed UUID-shaped value
+    /// derived from the agent id.
+    pub(crate) fn pid(&self) -> String {
+        let h = self.id.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+            crate::rng::mix(h ^ u64::from(b))
+        });
+        let l = crate::rng::mix(h);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            h >> 32,
+            (h >> 16) & 0xffff,
+            h & 0xfff,
+            l >> 52,
+            l & 0xffff_ffff_ffff
+        )
+    }
+}
+
 /// The triage bot that greets a third of conversations before routing them to a skill.
 pub(crate) const TRIAGE_BOT: usize = 0;
 

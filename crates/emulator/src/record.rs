@@ -26,6 +26,11 @@ const SALT_SURVEY_DIALOG: u64 = 2;
 const SALT_SESSION: u64 = 3;
 const SALT_AGENT_SURVEY: u64 = 4;
 
+/// The hash stream of values added after the first release of the data set (agent pids,
+/// consumer tokens, the rarer SDE fields, ...). Drawing them from their own stream keeps every
+/// value drawn from [`STREAM_DETAIL`] byte-identical to what it was: records only gain keys.
+const STREAM_EXTRA: u64 = 0x5DE5;
+
 const SOURCES: &[&str] = &[
     "APP",
     "SHARK",
@@ -81,6 +86,8 @@ struct Builder<'a> {
     sk: Skeleton,
     topic: &'static Topic,
     r: Rng,
+    /// Draws for the fields added later (see [`STREAM_EXTRA`]).
+    x: Rng,
     vars: Vars,
     consumer: Consumer,
     source: &'static str,
@@ -128,6 +135,7 @@ impl<'a> Builder<'a> {
             sk,
             topic,
             r,
+            x: Rng::new(key(d.seed, index, STREAM_EXTRA)),
             vars,
             consumer,
             source,
@@ -386,6 +394,9 @@ impl<'a> Builder<'a> {
                 t.insert("sourceSkillId".into(), source_id.into());
                 t.insert("sourceSkillName".into(), source_name.into());
                 put_agent(&mut t, "sourceAgent", from_agent);
+                if from_agent.user_type == UserType::Bot {
+                    t.insert("contextData".into(), handoff_context());
+                }
                 t.insert("reason".into(), reason.into());
                 t.insert("by".into(), from_agent.id.into());
                 t.insert("dialogId".into(), id.clone().into());
@@ -696,7 +707,8 @@ impl<'a> Builder<'a> {
         let score = confidence as f64 / 1000.0;
         let raw = json!([
             {"type": "BotResponse",
-             "intents": [{"id": self.topic.intent_id, "confidence": level, "confidenceScore": score}],
+             "intents": [{"id": self.topic.intent_id, "name": self.topic.intent_label,
+                          "confidence": level, "confidenceScore": score}],
              "externalConversationId": self.id, "businessCases": [self.topic.intent_label]},
             {"type": "ActionReason", "reason": "intent matched", "reasonId": "AR-1"}
         ]);
@@ -705,7 +717,8 @@ impl<'a> Builder<'a> {
             "structuredMetadata": [
                 {"botResponse": {"externalConversationId": self.id,
                                  "businessCases": [self.topic.intent_label],
-                                 "intents": [{"id": self.topic.intent_id, "confidence": level,
+                                 "intents": [{"id": self.topic.intent_id, "name": self.topic.intent_label,
+                                              "confidence": level,
                                               "confidenceScore": score}]}},
                 {"actionReason": {"reason": "intent matched"}}
             ]
@@ -717,6 +730,7 @@ impl<'a> Builder<'a> {
         let (user_type, user_type_name) = agent.user_type.codes();
         let mut p = Map::new();
         p.insert("agentId".into(), agent.id.into());
+        p.insert("agentPid".into(), agent.pid().into());
         p.insert("agentLoginName".into(), agent.login.into());
         p.insert("agentNickname".into(), agent.nickname.into());
         p.insert("agentFullName".into(), agent.full_name.into());
@@ -761,10 +775,29 @@ impl<'a> Builder<'a> {
         };
         c.insert("firstName".into(), first.into());
         c.insert("lastName".into(), last.into());
-        c.insert("token".into(), "undefined".into());
+        // App users are authenticated: their participant carries the brand's token.
+        let token = if self.source == "APP" && self.x.chance(700) {
+            format!("{:016x}", self.x.next_u64())
+        } else {
+            "undefined".to_string()
+        };
+        c.insert("token".into(), token.into());
         c.insert("email".into(), email.into());
         c.insert("phone".into(), phone.into());
-        c.insert("avatarURL".into(), "undefined".into());
+        // Social and messaging channels pass the consumer's profile picture on.
+        let social = matches!(
+            self.source,
+            "FACEBOOK" | "WhatsApp Business" | "Apple Business Chat"
+        );
+        let avatar = if social && self.x.chance(600) {
+            format!(
+                "https://avatars.social.example/{:012x}.jpg",
+                self.x.next_u64() >> 16
+            )
+        } else {
+            "undefined".to_string()
+        };
+        c.insert("avatarURL".into(), avatar.into());
         put_time(&mut c, "time", join);
         put_time(&mut c, "joinTime", join);
         c.insert("consumerName".into(), name.into());
@@ -1066,6 +1099,7 @@ impl<'a> Builder<'a> {
                 info["lastPaymentDate"] =
                     json!({"year": "2019", "month": "11", "day": self.r.range(1, 28).to_string()});
             }
+            self.customer_info_extras(&mut info);
             events.push(json!({
                 "customerInfo": {"serverTimeStamp": server.to_string(), "originalTimeStamp": original.to_string(),
                                  "customerInfo": info},
@@ -1090,6 +1124,9 @@ impl<'a> Builder<'a> {
                                          "phone": format!("+44 7700 900{:03}", self.r.range(0, 999))}}]}},
                 "sdeType": "PERSONAL_INFO", "serverTimeStamp": server.to_string(),
             }));
+            if let Some(last) = events.last_mut() {
+                self.personal_info_extras(&mut last["personalInfo"]["personalInfo"]);
+            }
         }
         (!events.is_empty()).then(|| json!({ "events": events }))
     }
@@ -1111,7 +1148,7 @@ impl<'a> Builder<'a> {
             let (o, s) = (original.to_string(), server.to_string());
             let route = format!("LHR-{}", self.vars.dest_code);
             let fare = &self.vars.price;
-            let (key_name, sde_type, payload) = match kind {
+            let (key_name, sde_type, mut payload) = match kind {
                 0 => (
                     "cartStatus",
                     "CART_STATUS",
@@ -1180,9 +1217,107 @@ impl<'a> Builder<'a> {
                                         "category": SKILLS[self.topic.skill].name, "serviceId": format!("SR-{}", self.vars.pnr)}}),
                 ),
             };
+            self.unauth_extras(sde_type, &mut payload, &s, &o);
             events.push(json!({key_name: payload, "serverTimeStamp": s, "sdeType": sde_type, "isAuthenticated": false}));
         }
         (!events.is_empty()).then(|| json!({ "events": events }))
+    }
+
+    /// The rarer CUSTOMER_INFO fields: corporate travellers, travel-shop bookings, app and
+    /// social identifiers.
+    fn customer_info_extras(&mut self, info: &mut Value) {
+        if self.x.chance(300) {
+            let (company, branch, size) = *self.x.pick(&[
+                ("Northwind Logistics", "Manchester", "1200"),
+                ("Fabrikam Pharma", "München", "5400"),
+                ("Contoso Consulting", "Lisboa", "85"),
+            ]);
+            info["accountName"] = format!("{company} corporate travel").into();
+            info["role"] = (*self.x.pick(&["traveller", "travel manager", "assistant"])).into();
+            info["companyBranch"] = branch.into();
+            info["companySize"] = size.into();
+        }
+        if self.x.chance(150) {
+            info["storeNumber"] = format!("TS-{:03}", self.x.range(1, 140)).into();
+            info["storeZipCode"] =
+                (*self.x.pick(&["EC1A 1BB", "M1 1AE", "80331", "1100-148"])).into();
+        }
+        if self.source == "APP" && self.x.chance(400) {
+            info["imei"] = format!("35{:013}", self.x.range(0, 9_999_999_999_999)).into();
+        }
+        if self.source == "FACEBOOK" || self.x.chance(100) {
+            info["socialId"] = format!("fb:{}", self.x.range(100_000_000, 999_999_999)).into();
+        }
+    }
+
+    /// The rarer PERSONAL_INFO fields: gender, company, a postal address.
+    fn personal_info_extras(&mut self, info: &mut Value) {
+        if self.x.chance(600) {
+            info["gender"] = (*self.x.pick(&["FEMALE", "MALE", "OTHER"])).into();
+        }
+        if self.x.chance(250) {
+            info["company"] = (*self.x.pick(&[
+                "Northwind Logistics",
+                "Fabrikam Pharma",
+                "Contoso Consulting",
+            ]))
+            .into();
+        }
+        if self.x.chance(400)
+            && let Some(contact) = info["contacts"][0]["personalContact"].as_object_mut()
+        {
+            let p = self.place;
+            // Sent as a number in one of the vendor's examples, as a string elsewhere.
+            let zip: Value = if self.x.chance(500) {
+                self.x.range(10_000, 99_999).into()
+            } else {
+                format!("{}", self.x.range(10_000, 99_999)).into()
+            };
+            contact.insert(
+                "address".into(),
+                json!({"country": p.country, "region": p.state, "zipCode": zip}),
+            );
+        }
+    }
+
+    /// The rarer fields of unauthenticated SDEs: a purchase's currency and full cart, stock of
+    /// a viewed flight, a lead's currency, a visitor error's level and resolution.
+    fn unauth_extras(&mut self, sde_type: &str, payload: &mut Value, s: &str, o: &str) {
+        match sde_type {
+            "PURCHASE" => {
+                if self.x.chance(500) {
+                    payload["currency"] = "GBP".into();
+                }
+                if self.x.chance(500) {
+                    let route = format!("LHR-{}", self.vars.dest_code);
+                    let fare = self.vars.price.clone();
+                    payload["cart"] = json!({
+                        "total": fare, "currency": "GBP", "serverTimeStamp": s, "originalTimeStamp": o,
+                        "numItems": "1",
+                        "products": [{"quantity": "1", "product": {"name": format!("Flight {route}"),
+                                      "category": "flights", "sku": route, "price": fare}}]});
+                }
+            }
+            "VIEWED_PRODUCT" => {
+                if self.x.chance(600)
+                    && let Some(product) = payload["products"][0]["product"].as_object_mut()
+                {
+                    let seats = self.x.range(0, 9);
+                    let status = if seats == 0 { "SOLD_OUT" } else { "AVAILABLE" };
+                    product.insert("statusInStock".into(), status.into());
+                    product.insert("quantityInStock".into(), seats.to_string().into());
+                }
+            }
+            "LEAD" if self.x.chance(500) => {
+                payload["lead"]["currency"] = "GBP".into();
+            }
+            "VISITOR_ERROR" if self.x.chance(500) => {
+                payload["visitorError"]["level"] = self.x.range(1, 3).to_string().into();
+                payload["visitorError"]["resolved"] =
+                    if self.x.chance(600) { "true" } else { "false" }.into();
+            }
+            _ => {}
+        }
     }
 
     /// `(originalTimeStamp, serverTimeStamp)`: created before the first message, processed
@@ -1233,6 +1368,15 @@ impl<'a> Builder<'a> {
         };
         (Some(latest), previous)
     }
+}
+
+/// The `contextData` of a bot's hand-off to a human: an action reason, in both forms.
+fn handoff_context() -> Value {
+    let raw = json!([{"type": "ActionReason", "reason": "handed off to a human agent", "reasonId": "AR-2"}]);
+    json!({
+        "rawMetadata": raw.to_string(),
+        "structuredMetadata": [{"actionReason": {"reason": "handed off to a human agent"}}]
+    })
 }
 
 fn skill_of(skill: Option<usize>) -> (i64, &'static str) {

@@ -3,6 +3,9 @@
 //! - [`client`]: Domain API discovery, OAuth 1.0a-signed Messaging Interactions search, retries,
 //!   and paging a [`Window`] to its end.
 //! - [`records`]: typed, lenient conversation records; [`lenient`]: the scalar rules behind them.
+//! - [`sde`]: engagement attributes (SDEs), shared by conversation and chat records.
+//! - [`chat_records`]: Engagement History (legacy chat) records.
+//! - [`account_records`]: users (agents), skills and agent groups.
 //! - [`page`]: page envelopes, and decoding each record on its own so that a bad one can be
 //!   quarantined without losing its page.
 //!
@@ -21,13 +24,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod account_records;
+pub mod chat_records;
 pub mod client;
 pub mod lenient;
 pub mod oauth1;
 pub mod page;
 pub mod records;
+pub mod sde;
 pub mod window;
 
+pub use chat_records::ChatRecord;
 pub use client::{
     Client, ClientConfig, Error, FetchStats, FetchedPage, RetryPolicy, SearchFilters,
 };

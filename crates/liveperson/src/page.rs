@@ -1,9 +1,18 @@
 //! Decoding search response pages: the envelope first, then each record on its own, so that
 //! one unreadable record goes to quarantine while the rest of the page is kept.
+//!
+//! - Messaging Interactions: [`parse_page`] and [`decode_record`] (`conversationHistoryRecords`).
+//! - Engagement History (chat): [`parse_chat_page`] and [`decode_chat_record`]
+//!   (`interactionHistoryRecords`).
+//! - Account configuration (users, skills, agent groups): [`parse_entity_list`] and
+//!   [`decode_user`], [`decode_skill`], [`decode_agent_group`].
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::account_records::{AgentGroup, Skill, User};
+use crate::chat_records::ChatRecord;
 use crate::records::Conversation;
 
 /// A decoded MI search page whose records still borrow the page bytes.
@@ -74,21 +83,24 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
     serde_json::from_slice(body).map_err(|e| format!("unreadable search page: {e}"))
 }
 
-/// Decodes one record; the error says which field could not be read and why.
-pub fn decode_record(raw: &RawValue) -> Result<Conversation, String> {
-    let conversation: Conversation = match serde_json::from_str(raw.get()) {
-        Ok(c) => c,
+/// Decodes one JSON value as `T`; the error says which field could not be read and why.
+fn decode_as<T: DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
+    match serde_json::from_str(raw.get()) {
+        Ok(v) => Ok(v),
         // Decode again with path tracking only on failure: it is slower, and failures are rare.
         Err(plain) => {
             let de = &mut serde_json::Deserializer::from_str(raw.get());
-            return Err(
-                match serde_path_to_error::deserialize::<_, Conversation>(de) {
-                    Err(e) => format!("field {}: {}", e.path(), e.inner()),
-                    Ok(_) => plain.to_string(),
-                },
-            );
+            Err(match serde_path_to_error::deserialize::<_, T>(de) {
+                Err(e) => format!("field {}: {}", e.path(), e.inner()),
+                Ok(_) => plain.to_string(),
+            })
         }
-    };
+    }
+}
+
+/// Decodes one record; the error says which field could not be read and why.
+pub fn decode_record(raw: &RawValue) -> Result<Conversation, String> {
+    let conversation: Conversation = decode_as(raw)?;
     if conversation
         .info
         .conversation_id
@@ -102,6 +114,80 @@ pub fn decode_record(raw: &RawValue) -> Result<Conversation, String> {
         return Err("field info.startTimeL: missing".to_string());
     }
     Ok(conversation)
+}
+
+/// A decoded Engagement History search page whose records still borrow the page bytes.
+#[derive(Debug, Deserialize)]
+pub struct ChatPage<'a> {
+    #[serde(rename = "_metadata", default)]
+    pub metadata: Metadata,
+    #[serde(rename = "interactionHistoryRecords", borrow, default)]
+    pub records: Vec<&'a RawValue>,
+}
+
+/// Parses an Engagement History page. An empty body is an empty page.
+pub fn parse_chat_page(body: &[u8]) -> Result<ChatPage<'_>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ChatPage {
+            metadata: Metadata::default(),
+            records: Vec::new(),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| format!("unreadable chat search page: {e}"))
+}
+
+/// Decodes one chat record; it needs an engagement id and a start time, like a conversation.
+pub fn decode_chat_record(raw: &RawValue) -> Result<ChatRecord, String> {
+    let chat: ChatRecord = decode_as(raw)?;
+    if chat
+        .info
+        .engagement_id
+        .0
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        return Err("field info.engagementId: missing".to_string());
+    }
+    if chat.info.start_time_l.0.is_none() {
+        return Err("field info.startTimeL: missing".to_string());
+    }
+    Ok(chat)
+}
+
+/// Parses an account configuration response: a JSON array of entities (users, skills or agent
+/// groups). An empty body (a 304 answer) is an empty list.
+pub fn parse_entity_list(body: &[u8]) -> Result<Vec<&RawValue>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("unreadable entity list: {e}"))
+}
+
+/// Decodes one user (agent); it needs an id.
+pub fn decode_user(raw: &RawValue) -> Result<User, String> {
+    let user: User = decode_as(raw)?;
+    if user.id.0.as_deref().is_none_or(str::is_empty) {
+        return Err("field id: missing".to_string());
+    }
+    Ok(user)
+}
+
+/// Decodes one skill; it needs an id.
+pub fn decode_skill(raw: &RawValue) -> Result<Skill, String> {
+    let skill: Skill = decode_as(raw)?;
+    if skill.id.0.is_none() {
+        return Err("field id: missing".to_string());
+    }
+    Ok(skill)
+}
+
+/// Decodes one agent group; it needs an id.
+pub fn decode_agent_group(raw: &RawValue) -> Result<AgentGroup, String> {
+    let group: AgentGroup = decode_as(raw)?;
+    if group.id.0.is_none() {
+        return Err("field id: missing".to_string());
+    }
+    Ok(group)
 }
 
 #[cfg(test)]
@@ -124,6 +210,71 @@ mod tests {
         let reason = results[1].as_ref().unwrap_err();
         assert!(reason.contains("info.mcs"), "{reason}");
         assert!(results[2].as_ref().unwrap_err().contains("conversationId"));
+    }
+
+    #[test]
+    fn nested_node_errors_name_the_path_inside_the_node() {
+        let body = br#"{"conversationHistoryRecords":[
+              {"info":{"conversationId":"a","startTimeL":1000},
+               "unAuthSdes":{"events":[{"cartStatus":{"total":"11.7"}},{"lead":{"lead":{"value":"lots"}}}]}},
+              {"info":{"conversationId":"b","startTimeL":1000},
+               "latestAgentSurvey":{"lastUpdateTime":"soon"}},
+              {"info":{"conversationId":"c","startTimeL":1000},
+               "intents":[{"selectedClassification":{"confidenceScore":"high"}}]}
+            ]}"#;
+        let page = parse_page(body).unwrap();
+        let reasons: Vec<String> = page
+            .records
+            .iter()
+            .map(|r| decode_record(r).unwrap_err())
+            .collect();
+        assert!(
+            reasons[0].starts_with("field unAuthSdes: events[1]: lead.lead: value:"),
+            "{}",
+            reasons[0]
+        );
+        assert!(
+            reasons[1].starts_with("field latestAgentSurvey: lastUpdateTime:"),
+            "{}",
+            reasons[1]
+        );
+        assert!(
+            reasons[2].starts_with("field intents: [0].selectedClassification.confidenceScore:"),
+            "{}",
+            reasons[2]
+        );
+    }
+
+    #[test]
+    fn chat_and_entity_records_need_their_ids() {
+        let body = br#"{"interactionHistoryRecords":[
+              {"info":{"engagementId":"e1","startTimeL":1000}},
+              {"info":{"startTimeL":1000}},
+              {"info":{"engagementId":"e3","startTimeL":1000,"chatMCS":{"x":1}}}]}"#;
+        let page = parse_chat_page(body).unwrap();
+        assert!(decode_chat_record(page.records[0]).is_ok());
+        assert!(
+            decode_chat_record(page.records[1])
+                .unwrap_err()
+                .contains("engagementId")
+        );
+        assert!(
+            decode_chat_record(page.records[2])
+                .unwrap_err()
+                .contains("info.chatMCS")
+        );
+        let list =
+            parse_entity_list(br#"[{"id":"1","deleted":"false"},{"loginName":"x"}]"#).unwrap();
+        assert!(decode_user(list[0]).is_ok());
+        assert!(decode_user(list[1]).unwrap_err().contains("id"));
+        let list = parse_entity_list(br#"[{"id":"12"},{"id":"x"}]"#).unwrap();
+        assert_eq!(decode_skill(list[0]).unwrap().id.0, Some(12));
+        assert!(
+            decode_agent_group(list[1])
+                .unwrap_err()
+                .contains("field id")
+        );
+        assert!(parse_entity_list(b"").unwrap().is_empty());
     }
 
     #[test]

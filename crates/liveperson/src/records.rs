@@ -2,11 +2,17 @@
 //!
 //! Every scalar is one of the [`crate::lenient`] types, every list accepts `null` or absence,
 //! and unknown keys are ignored, so that LivePerson's type drift never fails a record. Nodes
-//! whose shape is undocumented or free-form are kept as raw JSON text.
+//! whose shape is undocumented or free-form are kept as raw JSON text; nodes that are both
+//! exported as JSON columns and split into tables are [`Kept`]: raw text and typed value.
 
+use std::ops::Deref;
+
+use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 use crate::lenient::{Bool, EpochMs, Float, Id, Int, RawJson, Text, list};
+use crate::sde::SdeEvents;
 
 /// One conversation as the search and get-by-id calls return it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,14 +47,17 @@ pub struct Conversation {
     pub conversation_surveys: Vec<ConversationSurvey>,
     pub summary: Option<Summary>,
     pub response_time: Option<ResponseTime>,
-    pub co_browse_sessions: RawJson,
-    pub sdes: RawJson,
-    pub un_auth_sdes: RawJson,
-    pub intents: RawJson,
-    pub unique_intents: RawJson,
-    pub skill_changes: RawJson,
-    pub latest_agent_survey: RawJson,
-    pub previously_submitted_agent_surveys: RawJson,
+    pub co_browse_sessions: Kept<CoBrowseSessions>,
+    /// Authenticated engagement attributes.
+    pub sdes: Kept<SdeEvents>,
+    /// Unauthenticated engagement attributes (only with `v=2`).
+    pub un_auth_sdes: Kept<SdeEvents>,
+    pub intents: Kept<List<Intent>>,
+    pub unique_intents: Kept<List<UniqueIntent>>,
+    /// Shape undocumented by LivePerson: each element is kept as JSON text.
+    pub skill_changes: Kept<List<RawJson>>,
+    pub latest_agent_survey: Kept<Option<AgentSurvey>>,
+    pub previously_submitted_agent_surveys: Kept<List<AgentSurvey>>,
 }
 
 /// `info`: the conversation's own facts (always present).
@@ -170,7 +179,7 @@ pub struct Message {
     pub source: Text,
     pub device: Text,
     pub message_data: MessageData,
-    pub context_data: RawJson,
+    pub context_data: Kept<ContextData>,
 }
 
 /// `messageData`: one or more content variants.
@@ -368,4 +377,238 @@ pub struct Summary {
 pub struct ResponseTime {
     pub latest_effective_response_due_time: EpochMs,
     pub configured_response_time: Int,
+}
+
+/// A node kept twice: as its compact JSON text (for the `*_json` columns) and typed (for the
+/// tables split from it). `null`, absence and LivePerson's placeholder strings give no text
+/// and the default value; a value that cannot be read as `T` fails the record, and the error
+/// names the path inside the node.
+#[derive(Debug, Clone, Default)]
+pub struct Kept<T> {
+    pub raw: RawJson,
+    pub value: T,
+}
+
+impl<'de, T: DeserializeOwned + Default> Deserialize<'de> for Kept<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        match &v {
+            Value::Null => Ok(Kept::default()),
+            // A placeholder where a node belongs: nothing to split, but the text is kept as
+            // the JSON column always kept it.
+            Value::String(s) if is_placeholder(s) => Ok(Kept {
+                raw: RawJson(Some(v.to_string())),
+                value: T::default(),
+            }),
+            _ => {
+                let value = typed::<T>(&v).map_err(de::Error::custom)?;
+                Ok(Kept {
+                    raw: RawJson(Some(v.to_string())),
+                    value,
+                })
+            }
+        }
+    }
+}
+
+fn is_placeholder(s: &str) -> bool {
+    matches!(s.trim(), "" | "undefined" | "null" | "NULL" | "Undefined")
+}
+
+/// Reads `T` from an already-parsed value; on failure the message names the path inside it.
+pub(crate) fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
+    match T::deserialize(v) {
+        Ok(t) => Ok(t),
+        // Again with path tracking only on failure: it is slower, and failures are rare.
+        Err(plain) => Err(match serde_path_to_error::deserialize::<_, T>(v) {
+            Err(e) => {
+                let path = e.path().to_string();
+                if path == "." {
+                    e.inner().to_string()
+                } else {
+                    format!("{path}: {}", e.inner())
+                }
+            }
+            Ok(_) => plain.to_string(),
+        }),
+    }
+}
+
+/// A lenient list as a type: absent, `null` or a placeholder string is empty, and a single
+/// object stands for a list of one (see [`crate::lenient::list`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(Vec::new())
+    }
+}
+
+impl<T> Deref for List<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        list(d).map(List)
+    }
+}
+
+/// `contextData` of a message: bot and escalation metadata. `rawMetadata` (the same content as
+/// a JSON string) stays in the raw text only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContextData {
+    pub structured_metadata: List<Kept<StructuredMetadata>>,
+}
+
+/// One `contextData.structuredMetadata[]` item: a bot response or an action reason.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StructuredMetadata {
+    pub bot_response: Option<BotResponse>,
+    pub action_reason: Option<ActionReason>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BotResponse {
+    pub external_conversation_id: Text,
+    pub business_cases: List<Text>,
+    pub intents: List<BotIntent>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BotIntent {
+    pub id: Text,
+    pub name: Text,
+    /// LOW, MEDIUM or HIGH.
+    pub confidence: Text,
+    pub confidence_score: Float,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ActionReason {
+    pub reason: Text,
+    pub reason_id: Text,
+}
+
+/// `coBrowseSessions`: an object holding the list (MI §3.7.13, EH §4.2).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CoBrowseSessions {
+    pub co_browse_sessions_list: List<CoBrowseSession>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CoBrowseSession {
+    pub session_id: Text,
+    pub start_time_l: EpochMs,
+    pub end_time_l: EpochMs,
+    pub interactive_time_l: EpochMs,
+    /// The reference table says `isInteractive`, the examples `interactive`: read both.
+    pub is_interactive: Bool,
+    pub interactive: Bool,
+    /// AGENT, VISITOR, SERVER, TIMEOUT or UNKOWN (sic).
+    pub end_reason: Text,
+    /// Milliseconds.
+    pub duration: Int,
+    /// inApp or web.
+    #[serde(rename = "type")]
+    pub session_type: Text,
+    pub capabilities: List<Text>,
+    pub agent_id: Text,
+}
+
+impl CoBrowseSession {
+    pub fn interactive(&self) -> Option<bool> {
+        self.is_interactive.0.or(self.interactive.0)
+    }
+}
+
+/// `intents[]`: the intent classification of one consumer message.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Intent {
+    pub selected_classification: Option<IntentClassification>,
+    pub all_classifications: List<IntentClassification>,
+    pub message_id: Text,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IntentClassification {
+    /// The intent id (often a UUID).
+    pub intent_name: Text,
+    pub intent_label: Text,
+    pub confidence_score: Float,
+    /// `[{modelName, modelVersion}]`, kept as JSON.
+    pub versions: RawJson,
+}
+
+impl IntentClassification {
+    /// The same classification (name, label and score): marks the selected one in the list.
+    pub fn same_as(&self, other: &IntentClassification) -> bool {
+        self.intent_name == other.intent_name
+            && self.intent_label == other.intent_label
+            && self.confidence_score == other.confidence_score
+    }
+}
+
+/// `uniqueIntents[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UniqueIntent {
+    pub intent_name: Text,
+    pub intent_label: Text,
+}
+
+/// `latestAgentSurvey` and `previouslySubmittedAgentSurveys[]` (same shape).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentSurvey {
+    /// OPEN, SUBMITTED, DISMISSED or CLOSED.
+    pub survey_status: Text,
+    pub status_reason: Text,
+    pub dialog_id: Text,
+    pub survey_id: Text,
+    pub ac_survey_id: Text,
+    pub ac_survey_name: Text,
+    pub ac_survey_revision: Int,
+    pub survey_skill_id: Id,
+    pub survey_skill_name: Text,
+    pub assigned_agent_id: Text,
+    pub assigned_agent_nick_name: Text,
+    pub assigned_agent_name: Text,
+    pub performed_by_agent_id: Text,
+    pub performed_by_agent_nick_name: Text,
+    pub performed_by_agent_name: Text,
+    pub last_update_time: EpochMs,
+    pub submitted_answers: List<AgentSurveyQuestion>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentSurveyQuestion {
+    pub question_text: Text,
+    pub question_id: Text,
+    /// e.g. REGULAR_QUESTION.
+    pub question_definition: Text,
+    /// e.g. FREE_TEXT, NUMBER.
+    pub question_category: Text,
+    pub answers: List<AgentSurveyAnswer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentSurveyAnswer {
+    pub answer: Text,
+    pub answer_id: Text,
 }

@@ -121,6 +121,19 @@ impl TableBuffer {
     }
 }
 
+/// The buffer of `def` among `buffers` (one per table of `tables`, in order).
+pub(crate) fn buffer_of<'a>(
+    tables: &[&'static TableDef],
+    buffers: &'a mut [TableBuffer],
+    def: &'static TableDef,
+) -> &'a mut TableBuffer {
+    let i = tables
+        .iter()
+        .position(|t| std::ptr::eq(*t, def))
+        .unwrap_or_else(|| panic!("table {} is not in this source's list", def.name));
+    &mut buffers[i]
+}
+
 /// Writes one row, column by column, in definition order.
 pub struct RowWriter<'a> {
     buffer: &'a mut TableBuffer,

@@ -1,11 +1,17 @@
 //! The relational model: LivePerson records split into flat tables of Arrow record batches.
 //!
 //! - [`schema`]: column types and table definitions, the contract with BI users; `schemas/`
-//!   in the repository is generated from them (`lpdrop schema --format json`).
+//!   in the repository is generated from them (`lpdrop schema --format json`), and so is the
+//!   data dictionary ([`schema::data_dictionary`]).
 //! - [`messaging`]: the Messaging Interactions tables and [`MessagingTables`], which splits a
-//!   conversation into rows of every table.
+//!   conversation into rows of every table; [`sde`]: its typed engagement-attribute tables.
+//! - [`chat`]: the Engagement History (legacy chat) tables and [`ChatTables`].
+//! - [`dimensions`]: agents, skills and agent groups, and [`DimensionTables`].
 //! - [`buffer`]: typed row buffers turned into `RecordBatch`es with lineage columns.
 //! - [`quarantine`]: records that could not be read, kept whole with the reason.
+//!
+//! A drop holds the tables of one source: [`MESSAGING_TABLES`], [`CHAT_TABLES`] or
+//! [`DIMENSION_TABLES`]; [`all_tables`] is every table of every source.
 //!
 //! ```
 //! use lpdrop_tables::{Lineage, MessagingTables};
@@ -19,18 +25,47 @@
 //! assert_eq!(messages.num_rows(), 1);
 //! ```
 
+#[macro_use]
+mod macros;
+
 pub mod buffer;
+pub mod chat;
+pub mod dimensions;
 pub mod messaging;
 pub mod quarantine;
 pub mod richtext;
 pub mod schema;
+pub mod sde;
+
+use std::sync::LazyLock;
 
 pub use buffer::{Lineage, RowWriter, TableBuffer};
+pub use chat::{CHAT_TABLES, ChatTables};
+pub use dimensions::{DIMENSION_TABLES, DimensionTables};
 pub use messaging::{MESSAGING_TABLES, MessagingTables};
 pub use quarantine::QuarantinedRecord;
-pub use schema::{Column, ColumnType, LINEAGE, SCHEMA_VERSION, TableDef};
+pub use schema::{Column, ColumnType, LINEAGE, SCHEMA_VERSION, Source, TableDef};
 
-/// Every table lpdrop writes, in drop and manifest order.
+static ALL_TABLES: LazyLock<Vec<&'static TableDef>> = LazyLock::new(|| {
+    MESSAGING_TABLES
+        .iter()
+        .chain(CHAT_TABLES.iter())
+        .chain(DIMENSION_TABLES.iter())
+        .copied()
+        .collect()
+});
+
+/// Every table lpdrop writes: messaging, then chat, then dimension tables, each list in drop
+/// and manifest order. A drop writes only its source's list.
 pub fn all_tables() -> &'static [&'static TableDef] {
-    &MESSAGING_TABLES
+    &ALL_TABLES
+}
+
+/// The tables of one source, in drop and manifest order.
+pub fn tables_of(source: Source) -> &'static [&'static TableDef] {
+    match source {
+        Source::Messaging => &MESSAGING_TABLES,
+        Source::Chat => &CHAT_TABLES,
+        Source::Dimensions => &DIMENSION_TABLES,
+    }
 }

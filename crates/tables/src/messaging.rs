@@ -1,89 +1,28 @@
 //! Messaging Interactions records → relational tables.
 //!
-//! Each table is declared with [`table!`]: a column's name, type, source and description sit
-//! next to the expression that fills it, so definitions and row code cannot drift apart.
-//! Children carry `conversation_id` and a stable `ordinal` (their position in the record).
-//! Column names avoid SQL reserved words (`time`, `end`, `by`), so Athena DDL needs no quoting.
+//! Each table is declared with `table!` (see [`crate::macros`]): a column's name, type,
+//! source and description sit next to the expression that fills it, so definitions and row
+//! code cannot drift apart. Children carry `conversation_id` and a stable `ordinal` (their
+//! position in the record). Column names avoid SQL reserved words (`time`, `end`, `by`), so
+//! Athena DDL needs no quoting. The typed engagement-attribute tables are in [`crate::sde`].
 
-use lpdrop_liveperson::lenient::{RawJson, Text};
+use lpdrop_liveperson::lenient::RawJson;
 use lpdrop_liveperson::records::{
-    AgentParticipant, ConsumerParticipant, Conversation, ConversationSurvey, Dialog, Interaction,
-    Message, MessageScore, MessageStatus, SurveyAnswer, Transfer,
+    AgentParticipant, AgentSurvey, AgentSurveyAnswer, AgentSurveyQuestion, CoBrowseSession,
+    ConsumerParticipant, Conversation, ConversationSurvey, Dialog, Intent, IntentClassification,
+    Interaction, Kept, Message, MessageScore, MessageStatus, StructuredMetadata, SurveyAnswer,
+    Transfer, UniqueIntent,
 };
+use lpdrop_liveperson::sde::SdeEvent;
 
-use crate::buffer::{RowWriter, TableBuffer};
+use crate::buffer::{TableBuffer, buffer_of};
+use crate::macros::{raw, s, text_list_json};
 use crate::richtext::plain_text;
-use crate::schema::{Column, ColumnType, TableDef};
-
-macro_rules! col_type {
-    (utf8) => {
-        ColumnType::Utf8
-    };
-    (int64) => {
-        ColumnType::Int64
-    };
-    (float64) => {
-        ColumnType::Float64
-    };
-    (boolean) => {
-        ColumnType::Boolean
-    };
-    (timestamp_ms) => {
-        ColumnType::TimestampMs
-    };
-}
-
-macro_rules! nullable {
-    () => {
-        true
-    };
-    (required) => {
-        false
-    };
-}
-
-/// Declares a table definition and the function that writes one row of it.
-macro_rules! table {
-    (
-        $(#[$meta:meta])*
-        $def:ident, fn $fill:ident($w:ident $(, $arg:ident : $argty:ty)*),
-        name: $name:literal,
-        grain: [$($grain:literal),*],
-        description: $desc:literal,
-        columns: {
-            $( $col:literal : $ty:ident $([$req:ident])? = $expr:expr => $src:literal, $cdesc:literal; )*
-        }
-    ) => {
-        $(#[$meta])*
-        pub static $def: TableDef = TableDef {
-            name: $name,
-            grain: &[$($grain),*],
-            description: $desc,
-            columns: &[$(Column {
-                name: $col,
-                ty: col_type!($ty),
-                nullable: nullable!($($req)?),
-                source: $src,
-                description: $cdesc,
-            }),*],
-        };
-
-        fn $fill($w: &mut RowWriter<'_> $(, $arg: $argty)*) {
-            $( $w.$ty($expr); )*
-        }
-    };
-}
-
-fn s(t: &Text) -> Option<&str> {
-    t.0.as_deref()
-}
-
-fn raw(r: &RawJson) -> Option<&str> {
-    r.0.as_deref()
-}
+use crate::schema::TableDef;
+use crate::sde::{self as sde_tables};
 
 /// Every conversation row has an id: records without one are quarantined before this point.
-fn conversation_id(c: &Conversation) -> Option<&str> {
+pub(crate) fn conversation_id(c: &Conversation) -> Option<&str> {
     s(&c.info.conversation_id)
 }
 
@@ -100,6 +39,7 @@ table! {
     /// `responseTime` (all 1:1), plus the nodes not yet split into tables as JSON text.
     CONVERSATIONS, fn fill_conversation(w, c: &Conversation),
     name: "conversations",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id"],
     description: "One row per messaging conversation (Messaging Interactions info, campaign, monitoring, summary, response time).",
     columns: {
@@ -189,14 +129,14 @@ table! {
         "summary_last_updated_time": timestamp_ms = c.summary.as_ref().and_then(|x| x.last_updated_time.0) => "summary.lastUpdatedTime", "When the summary was last updated.";
         "response_due_time": timestamp_ms = c.response_time.as_ref().and_then(|x| x.latest_effective_response_due_time.0) => "responseTime.latestEffectiveResponseDueTime", "When the agent should answer by; NULL when waiting for the consumer.";
         "configured_response_time_ms": int64 = c.response_time.as_ref().and_then(|x| x.configured_response_time.0) => "responseTime.configuredResponseTime", "Configured response time.";
-        "cobrowse_sessions_json": utf8 = raw(&c.co_browse_sessions) => "coBrowseSessions", "Co-browse sessions as JSON.";
-        "sdes_json": utf8 = raw(&c.sdes) => "sdes", "Authenticated engagement attributes (SDEs) as JSON.";
-        "unauth_sdes_json": utf8 = raw(&c.un_auth_sdes) => "unAuthSdes", "Unauthenticated engagement attributes (SDEs) as JSON.";
-        "intents_json": utf8 = raw(&c.intents) => "intents", "Intent classifications as JSON.";
-        "unique_intents_json": utf8 = raw(&c.unique_intents) => "uniqueIntents", "Unique intents as JSON.";
-        "skill_changes_json": utf8 = raw(&c.skill_changes) => "skillChanges", "Skill changes as JSON (shape undocumented by LivePerson).";
-        "latest_agent_survey_json": utf8 = raw(&c.latest_agent_survey) => "latestAgentSurvey", "Latest agent survey as JSON.";
-        "previous_agent_surveys_json": utf8 = raw(&c.previously_submitted_agent_surveys) => "previouslySubmittedAgentSurveys", "Previously submitted agent surveys as JSON.";
+        "cobrowse_sessions_json": utf8 = raw(&c.co_browse_sessions.raw) => "coBrowseSessions", "Co-browse sessions as JSON.";
+        "sdes_json": utf8 = raw(&c.sdes.raw) => "sdes", "Authenticated engagement attributes (SDEs) as JSON.";
+        "unauth_sdes_json": utf8 = raw(&c.un_auth_sdes.raw) => "unAuthSdes", "Unauthenticated engagement attributes (SDEs) as JSON.";
+        "intents_json": utf8 = raw(&c.intents.raw) => "intents", "Intent classifications as JSON.";
+        "unique_intents_json": utf8 = raw(&c.unique_intents.raw) => "uniqueIntents", "Unique intents as JSON.";
+        "skill_changes_json": utf8 = raw(&c.skill_changes.raw) => "skillChanges", "Skill changes as JSON (shape undocumented by LivePerson).";
+        "latest_agent_survey_json": utf8 = raw(&c.latest_agent_survey.raw) => "latestAgentSurvey", "Latest agent survey as JSON.";
+        "previous_agent_surveys_json": utf8 = raw(&c.previously_submitted_agent_surveys.raw) => "previouslySubmittedAgentSurveys", "Previously submitted agent surveys as JSON.";
     }
 }
 
@@ -211,6 +151,7 @@ fn rich_text(m: &Message) -> Option<String> {
 table! {
     MESSAGES, fn fill_message(w, c: &Conversation, m: &Message, ordinal: i64),
     name: "messages",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per message (messageRecords). Rich content is kept as JSON with its text extracted.",
     columns: {
@@ -235,13 +176,14 @@ table! {
         "file_caption": utf8 = m.message_data.file.as_ref().and_then(|x| s(&x.caption)) => "messageRecords.messageData.file.caption", "File caption.";
         "link_json": utf8 = raw(&m.message_data.link) => "messageRecords.messageData.link", "Link content as JSON.";
         "secure_form_json": utf8 = raw(&m.message_data.secure_form) => "messageRecords.messageData.secureForm", "Secure form content as JSON.";
-        "context_data_json": utf8 = raw(&m.context_data) => "messageRecords.contextData", "Bot and escalation metadata as JSON.";
+        "context_data_json": utf8 = raw(&m.context_data.raw) => "messageRecords.contextData", "Bot and escalation metadata as JSON.";
     }
 }
 
 table! {
     AGENT_PARTICIPANTS, fn fill_agent_participant(w, c: &Conversation, kind: &str, p: &AgentParticipant, ordinal: i64),
     name: "agent_participants",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "kind", "ordinal"],
     description: "One row per agent participation (agentParticipants, agentParticipantsActive, agentParticipantsLeave).",
     columns: {
@@ -269,6 +211,7 @@ table! {
 table! {
     CONSUMER_PARTICIPANTS, fn fill_consumer_participant(w, c: &Conversation, p: &ConsumerParticipant, ordinal: i64),
     name: "consumer_participants",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per consumer participant (consumerParticipants).",
     columns: {
@@ -291,6 +234,7 @@ table! {
 table! {
     TRANSFERS, fn fill_transfer(w, c: &Conversation, t: &Transfer, ordinal: i64),
     name: "transfers",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per transfer (transfers).",
     columns: {
@@ -319,6 +263,7 @@ table! {
 table! {
     INTERACTIONS, fn fill_interaction(w, c: &Conversation, i: &Interaction, ordinal: i64),
     name: "interactions",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per agent assignment segment (interactions).",
     columns: {
@@ -337,6 +282,7 @@ table! {
 table! {
     DIALOGS, fn fill_dialog(w, c: &Conversation, d: &Dialog, ordinal: i64),
     name: "dialogs",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per dialog (dialogs): the main dialog and post-conversation survey dialogs.",
     columns: {
@@ -358,6 +304,7 @@ table! {
 table! {
     MESSAGE_SCORES, fn fill_message_score(w, c: &Conversation, m: &MessageScore, ordinal: i64),
     name: "message_scores",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per message score (messageScores): the MCS after each consumer message.",
     columns: {
@@ -373,6 +320,7 @@ table! {
 table! {
     MESSAGE_STATUSES, fn fill_message_status(w, c: &Conversation, m: &MessageStatus, ordinal: i64),
     name: "message_statuses",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per delivery or read receipt (messageStatuses).",
     columns: {
@@ -391,6 +339,7 @@ table! {
 table! {
     CONVERSATION_SURVEYS, fn fill_conversation_survey(w, c: &Conversation, v: &ConversationSurvey, ordinal: i64),
     name: "conversation_surveys",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "ordinal"],
     description: "One row per post-conversation survey (conversationSurveys); answers are in conversation_survey_answers.",
     columns: {
@@ -407,6 +356,7 @@ table! {
 table! {
     CONVERSATION_SURVEY_ANSWERS, fn fill_survey_answer(w, c: &Conversation, v: &ConversationSurvey, survey_ordinal: i64, a: &SurveyAnswer, ordinal: i64),
     name: "conversation_survey_answers",
+    entity: Messaging("conversations", "conversation_id"),
     grain: ["conversation_id", "survey_ordinal", "ordinal"],
     description: "One row per answer of a post-conversation survey (conversationSurveys.surveyData).",
     columns: {
@@ -425,8 +375,207 @@ table! {
     }
 }
 
-/// Every messaging table, in the order they appear in drops and manifests.
-pub static MESSAGING_TABLES: [&TableDef; 11] = [
+table! {
+    COBROWSE_SESSIONS, fn fill_cobrowse_session(w, c: &Conversation, x: &CoBrowseSession, ordinal: i64),
+    name: "cobrowse_sessions",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "ordinal"],
+    description: "One row per co-browse session (coBrowseSessions.coBrowseSessionsList).",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in the list (0-based).";
+        "session_id": utf8 = s(&x.session_id) => "coBrowseSessions.coBrowseSessionsList.sessionId", "Co-browse session id.";
+        "start_time": timestamp_ms = x.start_time_l.0 => "coBrowseSessions.coBrowseSessionsList.startTimeL", "Session start (UTC).";
+        "end_time": timestamp_ms = x.end_time_l.0 => "coBrowseSessions.coBrowseSessionsList.endTimeL", "Session end (UTC).";
+        "interactive_time": timestamp_ms = x.interactive_time_l.0 => "coBrowseSessions.coBrowseSessionsList.interactiveTimeL", "When the session became interactive (UTC).";
+        "is_interactive": boolean = x.interactive() => "coBrowseSessions.coBrowseSessionsList.isInteractive|interactive", "The visitor let the agent interact (the reference says isInteractive, the examples interactive).";
+        "end_reason": utf8 = s(&x.end_reason) => "coBrowseSessions.coBrowseSessionsList.endReason", "AGENT, VISITOR, SERVER, TIMEOUT or UNKOWN (sic).";
+        "duration_ms": int64 = x.duration.0 => "coBrowseSessions.coBrowseSessionsList.duration", "Session length in milliseconds.";
+        "session_type": utf8 = s(&x.session_type) => "coBrowseSessions.coBrowseSessionsList.type", "inApp or web.";
+        "capabilities_json": utf8 = text_list_json(&x.capabilities).as_deref() => "coBrowseSessions.coBrowseSessionsList.capabilities", "Capabilities as a JSON array of strings (e.g. AGENT_APP_CONTROL); NULL when none.";
+        "agent_id": utf8 = s(&x.agent_id) => "coBrowseSessions.coBrowseSessionsList.agentId", "Agent who ran the session.";
+    }
+}
+
+fn selected(i: &Intent) -> Option<&IntentClassification> {
+    i.selected_classification.as_ref()
+}
+
+table! {
+    INTENTS, fn fill_intent(w, c: &Conversation, i: &Intent, ordinal: i64),
+    name: "intents",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "ordinal"],
+    description: "One row per classified consumer message (intents), with the selected intent; every candidate is in intent_classifications.",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in the list (0-based).";
+        "message_id": utf8 = s(&i.message_id) => "intents.messageId", "Classified message (messages.message_id).";
+        "intent_name": utf8 = selected(i).and_then(|x| s(&x.intent_name)) => "intents.selectedClassification.intentName", "Selected intent id (often a UUID).";
+        "intent_label": utf8 = selected(i).and_then(|x| s(&x.intent_label)) => "intents.selectedClassification.intentLabel", "Selected intent label.";
+        "confidence_score": float64 = selected(i).and_then(|x| x.confidence_score.0) => "intents.selectedClassification.confidenceScore", "Confidence of the selected intent, 0-1.";
+        "versions_json": utf8 = selected(i).and_then(|x| raw(&x.versions)) => "intents.selectedClassification.versions", "Models that classified it, as JSON ([{modelName, modelVersion}]).";
+        "classification_count": int64 = Some(i.all_classifications.len() as i64) => "derived", "Number of rows in intent_classifications.";
+    }
+}
+
+table! {
+    INTENT_CLASSIFICATIONS, fn fill_intent_classification(w, c: &Conversation, i: &Intent, intent_ordinal: i64, x: &IntentClassification, ordinal: i64),
+    name: "intent_classifications",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "intent_ordinal", "ordinal"],
+    description: "One row per candidate intent of a classified message (intents.allClassifications).",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "intent_ordinal": int64 [required] = Some(intent_ordinal) => "derived", "intents.ordinal of the classified message.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in allClassifications (0-based).";
+        "message_id": utf8 = s(&i.message_id) => "intents.messageId", "Classified message.";
+        "is_selected": boolean = Some(selected(i).is_some_and(|sel| x.same_as(sel))) => "derived", "This candidate is the selected classification (same name, label and score).";
+        "intent_name": utf8 = s(&x.intent_name) => "intents.allClassifications.intentName", "Intent id.";
+        "intent_label": utf8 = s(&x.intent_label) => "intents.allClassifications.intentLabel", "Intent label.";
+        "confidence_score": float64 = x.confidence_score.0 => "intents.allClassifications.confidenceScore", "Confidence, 0-1.";
+        "versions_json": utf8 = raw(&x.versions) => "intents.allClassifications.versions", "Models, as JSON ([{modelName, modelVersion}]).";
+    }
+}
+
+table! {
+    UNIQUE_INTENTS, fn fill_unique_intent(w, c: &Conversation, x: &UniqueIntent, ordinal: i64),
+    name: "unique_intents",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "ordinal"],
+    description: "One row per distinct intent detected in the conversation (uniqueIntents).",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in the list (0-based).";
+        "intent_name": utf8 = s(&x.intent_name) => "uniqueIntents.intentName", "Intent id.";
+        "intent_label": utf8 = s(&x.intent_label) => "uniqueIntents.intentLabel", "Intent label.";
+    }
+}
+
+table! {
+    /// LivePerson documents neither the fields nor an example of `skillChanges`: each element
+    /// is kept whole until real data shows its shape.
+    SKILL_CHANGES, fn fill_skill_change(w, c: &Conversation, x: &RawJson, ordinal: i64),
+    name: "skill_changes",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "ordinal"],
+    description: "One row per skill change (skillChanges), kept as JSON: LivePerson does not document its shape.",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in the list (0-based).";
+        "skill_change_json": utf8 = raw(x) => "skillChanges[]", "The skill change as JSON.";
+    }
+}
+
+table! {
+    AGENT_SURVEYS, fn fill_agent_survey(w, c: &Conversation, is_latest: bool, v: &AgentSurvey, ordinal: i64),
+    name: "agent_surveys",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "is_latest", "ordinal"],
+    description: "One row per agent (wrap-up) survey: latestAgentSurvey (is_latest) and previouslySubmittedAgentSurveys; answers are in agent_survey_answers.",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "is_latest": boolean [required] = Some(is_latest) => "derived", "true: latestAgentSurvey; false: an element of previouslySubmittedAgentSurveys.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in previouslySubmittedAgentSurveys (0-based); 0 for the latest survey.";
+        "survey_status": utf8 = s(&v.survey_status) => "latestAgentSurvey.surveyStatus", "OPEN, SUBMITTED, DISMISSED or CLOSED.";
+        "status_reason": utf8 = s(&v.status_reason) => "latestAgentSurvey.statusReason", "e.g. skillChanged, timeout, PARTIALLY_SUBMITTED.";
+        "dialog_id": utf8 = s(&v.dialog_id) => "latestAgentSurvey.dialogId", "Dialog id.";
+        "survey_id": utf8 = s(&v.survey_id) => "latestAgentSurvey.surveyId", "Runtime survey id.";
+        "ac_survey_id": utf8 = s(&v.ac_survey_id) => "latestAgentSurvey.acSurveyId", "Survey definition id (account config).";
+        "ac_survey_name": utf8 = s(&v.ac_survey_name) => "latestAgentSurvey.acSurveyName", "Survey definition name.";
+        "ac_survey_revision": int64 = v.ac_survey_revision.0 => "latestAgentSurvey.acSurveyRevision", "Survey definition revision.";
+        "survey_skill_id": int64 = v.survey_skill_id.0 => "latestAgentSurvey.surveySkillId", "Skill the survey belongs to; NULL when unassigned (-1).";
+        "survey_skill_name": utf8 = s(&v.survey_skill_name) => "latestAgentSurvey.surveySkillName", "Skill name.";
+        "assigned_agent_id": utf8 = s(&v.assigned_agent_id) => "latestAgentSurvey.assignedAgentId", "Agent the survey was assigned to.";
+        "assigned_agent_nickname": utf8 = s(&v.assigned_agent_nick_name) => "latestAgentSurvey.assignedAgentNickName", "Nickname.";
+        "assigned_agent_name": utf8 = s(&v.assigned_agent_name) => "latestAgentSurvey.assignedAgentName", "Name.";
+        "performed_by_agent_id": utf8 = s(&v.performed_by_agent_id) => "latestAgentSurvey.performedByAgentId", "Agent who filled it in; NULL when nobody did.";
+        "performed_by_agent_nickname": utf8 = s(&v.performed_by_agent_nick_name) => "latestAgentSurvey.performedByAgentNickName", "Nickname.";
+        "performed_by_agent_name": utf8 = s(&v.performed_by_agent_name) => "latestAgentSurvey.performedByAgentName", "Name.";
+        "last_update_time": timestamp_ms = v.last_update_time.0 => "latestAgentSurvey.lastUpdateTime", "Last update (UTC).";
+        "question_count": int64 = Some(v.submitted_answers.len() as i64) => "derived", "Number of questions answered (submittedAnswers).";
+    }
+}
+
+table! {
+    AGENT_SURVEY_ANSWERS, fn fill_agent_survey_answer(w, c: &Conversation, is_latest: bool, survey_ordinal: i64, v: &AgentSurvey, question_ordinal: i64, q: &AgentSurveyQuestion, a: Option<&AgentSurveyAnswer>, ordinal: i64),
+    name: "agent_survey_answers",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "is_latest", "survey_ordinal", "question_ordinal", "ordinal"],
+    description: "One row per answer of an agent survey (submittedAnswers[].answers[]); a question without answers has one row with a NULL answer.",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "is_latest": boolean [required] = Some(is_latest) => "derived", "agent_surveys.is_latest of the survey.";
+        "survey_ordinal": int64 [required] = Some(survey_ordinal) => "derived", "agent_surveys.ordinal of the survey.";
+        "question_ordinal": int64 [required] = Some(question_ordinal) => "derived", "Position of the question in submittedAnswers (0-based).";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position of the answer in the question's answers (0-based).";
+        "survey_id": utf8 = s(&v.survey_id) => "latestAgentSurvey.surveyId", "Runtime survey id.";
+        "question_id": utf8 = s(&q.question_id) => "latestAgentSurvey.submittedAnswers.questionId", "Question id.";
+        "question_text": utf8 = s(&q.question_text) => "latestAgentSurvey.submittedAnswers.questionText", "Question.";
+        "question_definition": utf8 = s(&q.question_definition) => "latestAgentSurvey.submittedAnswers.questionDefinition", "e.g. REGULAR_QUESTION.";
+        "question_category": utf8 = s(&q.question_category) => "latestAgentSurvey.submittedAnswers.questionCategory", "e.g. FREE_TEXT, NUMBER.";
+        "answer": utf8 = a.and_then(|a| s(&a.answer)) => "latestAgentSurvey.submittedAnswers.answers.answer", "Answer.";
+        "answer_id": utf8 = a.and_then(|a| s(&a.answer_id)) => "latestAgentSurvey.submittedAnswers.answers.answerId", "Answer id.";
+    }
+}
+
+fn bot_intent(m: &StructuredMetadata) -> Option<&lpdrop_liveperson::records::BotIntent> {
+    m.bot_response.as_ref().and_then(|b| b.intents.first())
+}
+
+fn metadata_type(m: &StructuredMetadata) -> Option<&'static str> {
+    match (&m.bot_response, &m.action_reason) {
+        (Some(_), _) => Some("BotResponse"),
+        (None, Some(_)) => Some("ActionReason"),
+        (None, None) => None,
+    }
+}
+
+table! {
+    MESSAGE_CONTEXT_METADATA, fn fill_context_metadata(w, c: &Conversation, message_ordinal: i64, msg: &Message, x: &Kept<StructuredMetadata>, ordinal: i64),
+    name: "message_context_metadata",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "message_ordinal", "ordinal"],
+    description: "One row per bot response or action reason attached to a message (messageRecords.contextData.structuredMetadata).",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "message_ordinal": int64 [required] = Some(message_ordinal) => "derived", "messages.ordinal of the message.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in structuredMetadata (0-based).";
+        "message_id": utf8 = s(&msg.message_id) => "messageRecords.messageId", "Message.";
+        "metadata_type": utf8 = metadata_type(&x.value) => "derived", "BotResponse or ActionReason (which object the item holds).";
+        "external_conversation_id": utf8 = x.value.bot_response.as_ref().and_then(|b| s(&b.external_conversation_id)) => "messageRecords.contextData.structuredMetadata.botResponse.externalConversationId", "The bot platform's conversation id.";
+        "business_cases_json": utf8 = x.value.bot_response.as_ref().and_then(|b| text_list_json(&b.business_cases)).as_deref() => "messageRecords.contextData.structuredMetadata.botResponse.businessCases", "Business cases as a JSON array of strings.";
+        "intent_count": int64 = x.value.bot_response.as_ref().map(|b| b.intents.len() as i64) => "derived", "Number of intents in the bot response (all are in metadata_json).";
+        "intent_id": utf8 = bot_intent(&x.value).and_then(|i| s(&i.id)) => "messageRecords.contextData.structuredMetadata.botResponse.intents[0].id", "First intent of the bot response: id.";
+        "intent_name": utf8 = bot_intent(&x.value).and_then(|i| s(&i.name)) => "messageRecords.contextData.structuredMetadata.botResponse.intents[0].name", "First intent: name.";
+        "intent_confidence": utf8 = bot_intent(&x.value).and_then(|i| s(&i.confidence)) => "messageRecords.contextData.structuredMetadata.botResponse.intents[0].confidence", "First intent: LOW, MEDIUM or HIGH.";
+        "intent_confidence_score": float64 = bot_intent(&x.value).and_then(|i| i.confidence_score.0) => "messageRecords.contextData.structuredMetadata.botResponse.intents[0].confidenceScore", "First intent: confidence score.";
+        "action_reason": utf8 = x.value.action_reason.as_ref().and_then(|a| s(&a.reason)) => "messageRecords.contextData.structuredMetadata.actionReason.reason", "Why the bot acted (e.g. escalated).";
+        "metadata_json": utf8 = raw(&x.raw) => "messageRecords.contextData.structuredMetadata[]", "The item as JSON.";
+    }
+}
+
+table! {
+    SDE_EVENTS, fn fill_sde_event(w, c: &Conversation, is_authenticated: bool, e: &SdeEvent, ordinal: i64),
+    name: "sde_events",
+    entity: Messaging("conversations", "conversation_id"),
+    grain: ["conversation_id", "is_authenticated", "ordinal"],
+    description: "One row per engagement attribute (SDE) event of sdes and unAuthSdes, kept whole as JSON; known types are also split into the sde_* tables.",
+    columns: {
+        "conversation_id": utf8 [required] = conversation_id(c) => "info.conversationId", "Conversation.";
+        "is_authenticated": boolean [required] = Some(is_authenticated) => "derived", "true: from sdes (authenticated); false: from unAuthSdes.";
+        "ordinal": int64 [required] = Some(ordinal) => "derived", "Position in its events list (0-based); the sde_* tables' event_ordinal.";
+        "sde_type": utf8 = e.sde_type.as_deref() => "sdes.events.sdeType", "CUSTOMER_INFO, PERSONAL_INFO, CART_STATUS, PURCHASE, VIEWED_PRODUCT, LEAD, SERVICE_ACTIVITY, VISITOR_ERROR, SEARCH_CONTENT, MARKETING_CAMPAIGN_INFO, ...; derived from the payload key when not sent.";
+        "server_time": timestamp_ms = e.server_time => "sdes.events.serverTimeStamp", "When LivePerson processed the event (UTC).";
+        "original_time": timestamp_ms = e.original_time => "sdes.events.<sdeKey>.originalTimeStamp", "When the event was created (UTC).";
+        "event_is_authenticated": boolean = e.is_authenticated => "sdes.events.isAuthenticated", "isAuthenticated as the event states it, when it does.";
+        "event_json": utf8 = Some(e.raw.as_str()) => "sdes.events[]", "The whole event as JSON (every field, including types this version does not split).";
+    }
+}
+
+/// Every messaging table, in the order they appear in drops and manifests. New tables are
+/// appended at the end.
+pub static MESSAGING_TABLES: [&TableDef; 32] = [
     &CONVERSATIONS,
     &MESSAGES,
     &AGENT_PARTICIPANTS,
@@ -438,6 +587,27 @@ pub static MESSAGING_TABLES: [&TableDef; 11] = [
     &MESSAGE_STATUSES,
     &CONVERSATION_SURVEYS,
     &CONVERSATION_SURVEY_ANSWERS,
+    &COBROWSE_SESSIONS,
+    &INTENTS,
+    &INTENT_CLASSIFICATIONS,
+    &UNIQUE_INTENTS,
+    &SKILL_CHANGES,
+    &AGENT_SURVEYS,
+    &AGENT_SURVEY_ANSWERS,
+    &MESSAGE_CONTEXT_METADATA,
+    &SDE_EVENTS,
+    &sde_tables::SDE_CUSTOMER_INFO,
+    &sde_tables::SDE_PERSONAL_INFO,
+    &sde_tables::SDE_PERSONAL_CONTACTS,
+    &sde_tables::SDE_CART_STATUS,
+    &sde_tables::SDE_PURCHASE,
+    &sde_tables::SDE_CART_PRODUCTS,
+    &sde_tables::SDE_VIEWED_PRODUCTS,
+    &sde_tables::SDE_MARKETING_CAMPAIGN,
+    &sde_tables::SDE_LEAD,
+    &sde_tables::SDE_SERVICE_ACTIVITY,
+    &sde_tables::SDE_VISITOR_ERROR,
+    &sde_tables::SDE_SEARCH_KEYWORDS,
 ];
 
 /// Row buffers for every messaging table; conversations go in, rows come out per table.
@@ -461,59 +631,143 @@ impl MessagingTables {
         }
     }
 
+    fn at(&mut self, def: &'static TableDef) -> &mut TableBuffer {
+        buffer_of(&MESSAGING_TABLES, &mut self.buffers, def)
+    }
+
     /// Splits one conversation into rows of every table.
     pub fn append(&mut self, c: &Conversation) {
-        let [
-            conv,
-            msg,
-            agents,
-            consumers,
-            transfers,
-            interactions,
-            dialogs,
-            scores,
-            statuses,
-            surveys,
-            answers,
-        ] = &mut self.buffers[..]
-        else {
-            unreachable!("one buffer per table")
-        };
-        fill_conversation(&mut conv.row(), c);
+        fill_conversation(&mut self.at(&CONVERSATIONS).row(), c);
+        let b = self.at(&MESSAGES);
         for (i, m) in c.message_records.iter().enumerate() {
-            fill_message(&mut msg.row(), c, m, i as i64);
+            fill_message(&mut b.row(), c, m, i as i64);
         }
+        let b = self.at(&AGENT_PARTICIPANTS);
         for (kind, list) in [
             ("all", &c.agent_participants),
             ("active", &c.agent_participants_active),
             ("leave", &c.agent_participants_leave),
         ] {
             for (i, p) in list.iter().enumerate() {
-                fill_agent_participant(&mut agents.row(), c, kind, p, i as i64);
+                fill_agent_participant(&mut b.row(), c, kind, p, i as i64);
             }
         }
+        let b = self.at(&CONSUMER_PARTICIPANTS);
         for (i, p) in c.consumer_participants.iter().enumerate() {
-            fill_consumer_participant(&mut consumers.row(), c, p, i as i64);
+            fill_consumer_participant(&mut b.row(), c, p, i as i64);
         }
+        let b = self.at(&TRANSFERS);
         for (i, t) in c.transfers.iter().enumerate() {
-            fill_transfer(&mut transfers.row(), c, t, i as i64);
+            fill_transfer(&mut b.row(), c, t, i as i64);
         }
+        let b = self.at(&INTERACTIONS);
         for (i, x) in c.interactions.iter().enumerate() {
-            fill_interaction(&mut interactions.row(), c, x, i as i64);
+            fill_interaction(&mut b.row(), c, x, i as i64);
         }
+        let b = self.at(&DIALOGS);
         for (i, d) in c.dialogs.iter().enumerate() {
-            fill_dialog(&mut dialogs.row(), c, d, i as i64);
+            fill_dialog(&mut b.row(), c, d, i as i64);
         }
+        let b = self.at(&MESSAGE_SCORES);
         for (i, m) in c.message_scores.iter().enumerate() {
-            fill_message_score(&mut scores.row(), c, m, i as i64);
+            fill_message_score(&mut b.row(), c, m, i as i64);
         }
+        let b = self.at(&MESSAGE_STATUSES);
         for (i, m) in c.message_statuses.iter().enumerate() {
-            fill_message_status(&mut statuses.row(), c, m, i as i64);
+            fill_message_status(&mut b.row(), c, m, i as i64);
         }
         for (i, v) in c.conversation_surveys.iter().enumerate() {
-            fill_conversation_survey(&mut surveys.row(), c, v, i as i64);
+            fill_conversation_survey(&mut self.at(&CONVERSATION_SURVEYS).row(), c, v, i as i64);
+            let b = self.at(&CONVERSATION_SURVEY_ANSWERS);
             for (j, a) in v.survey_data.iter().enumerate() {
-                fill_survey_answer(&mut answers.row(), c, v, i as i64, a, j as i64);
+                fill_survey_answer(&mut b.row(), c, v, i as i64, a, j as i64);
+            }
+        }
+        let b = self.at(&COBROWSE_SESSIONS);
+        for (i, x) in c
+            .co_browse_sessions
+            .value
+            .co_browse_sessions_list
+            .iter()
+            .enumerate()
+        {
+            fill_cobrowse_session(&mut b.row(), c, x, i as i64);
+        }
+        for (i, x) in c.intents.value.iter().enumerate() {
+            fill_intent(&mut self.at(&INTENTS).row(), c, x, i as i64);
+            let b = self.at(&INTENT_CLASSIFICATIONS);
+            for (j, k) in x.all_classifications.iter().enumerate() {
+                fill_intent_classification(&mut b.row(), c, x, i as i64, k, j as i64);
+            }
+        }
+        let b = self.at(&UNIQUE_INTENTS);
+        for (i, x) in c.unique_intents.value.iter().enumerate() {
+            fill_unique_intent(&mut b.row(), c, x, i as i64);
+        }
+        let b = self.at(&SKILL_CHANGES);
+        for (i, x) in c.skill_changes.value.iter().enumerate() {
+            fill_skill_change(&mut b.row(), c, x, i as i64);
+        }
+        let latest = c.latest_agent_survey.value.iter().map(|v| (true, 0, v));
+        let previous = c
+            .previously_submitted_agent_surveys
+            .value
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (false, i, v));
+        for (is_latest, i, v) in latest.chain(previous) {
+            fill_agent_survey(
+                &mut self.at(&AGENT_SURVEYS).row(),
+                c,
+                is_latest,
+                v,
+                i as i64,
+            );
+            let b = self.at(&AGENT_SURVEY_ANSWERS);
+            for (j, q) in v.submitted_answers.iter().enumerate() {
+                let answers: Vec<Option<&AgentSurveyAnswer>> = if q.answers.is_empty() {
+                    vec![None]
+                } else {
+                    q.answers.iter().map(Some).collect()
+                };
+                for (k, a) in answers.into_iter().enumerate() {
+                    fill_agent_survey_answer(
+                        &mut b.row(),
+                        c,
+                        is_latest,
+                        i as i64,
+                        v,
+                        j as i64,
+                        q,
+                        a,
+                        k as i64,
+                    );
+                }
+            }
+        }
+        let b = self.at(&MESSAGE_CONTEXT_METADATA);
+        for (i, m) in c.message_records.iter().enumerate() {
+            for (j, x) in m.context_data.value.structured_metadata.iter().enumerate() {
+                fill_context_metadata(&mut b.row(), c, i as i64, m, x, j as i64);
+            }
+        }
+        for (is_authenticated, node) in [(true, &c.sdes), (false, &c.un_auth_sdes)] {
+            for (i, e) in node.value.events.iter().enumerate() {
+                fill_sde_event(
+                    &mut self.at(&SDE_EVENTS).row(),
+                    c,
+                    is_authenticated,
+                    e,
+                    i as i64,
+                );
+                sde_tables::append_event(
+                    &MESSAGING_TABLES,
+                    &mut self.buffers,
+                    conversation_id(c),
+                    is_authenticated,
+                    i as i64,
+                    e,
+                );
             }
         }
     }

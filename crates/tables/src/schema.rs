@@ -1,8 +1,10 @@
 //! Table definitions: the contract with BI users.
 //!
-//! Each table's columns are declared once, in [`crate::messaging`], together with the code that
-//! fills them; the Arrow schemas, the files under `schemas/` and the data dictionary all derive
-//! from these definitions, and a test fails when `schemas/` and the code disagree.
+//! Each table's columns are declared once, in [`crate::messaging`], [`crate::sde`],
+//! [`crate::chat`] or [`crate::dimensions`], together with the code that fills them; the Arrow
+//! schemas, the files under `schemas/`, the data dictionary ([`data_dictionary`]) and the
+//! Athena, Spark and DuckDB DDL all derive from these definitions, and tests fail when
+//! `schemas/` and the code disagree.
 
 use std::sync::Arc;
 
@@ -59,10 +61,41 @@ pub struct Column {
     pub description: &'static str,
 }
 
+/// Which LivePerson API a table's rows come from. A drop holds the tables of one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Source {
+    /// Messaging Interactions (`msgHist`): conversations.
+    Messaging,
+    /// Engagement History (`engHistDomain`): legacy chats.
+    Chat,
+    /// Account configuration (`accountConfigReadOnly`): agents, skills, agent groups.
+    Dimensions,
+}
+
+impl Source {
+    /// The name in schema files and the `--source` flag.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Messaging => "messaging",
+            Source::Chat => "chat",
+            Source::Dimensions => "dimensions",
+        }
+    }
+}
+
 /// One relational table.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TableDef {
     pub name: &'static str,
+    pub source: Source,
+    /// The table holding one row per entity (`conversations`, `chats`, `agents`, `skills`,
+    /// `agent_groups`); the table itself for those. An entity can appear in more than one
+    /// drop (an open conversation, a re-synced dimension): its current rows, in every table,
+    /// are those of the drop that holds the root row with the newest `extracted_at`.
+    pub root: &'static str,
+    /// The column that identifies the entity in every table of the root
+    /// (`conversation_id`, `engagement_id`, `agent_id`, ...); always the first column.
+    pub entity_key: &'static str,
     /// The columns that identify a row.
     pub grain: &'static [&'static str],
     pub description: &'static str,
@@ -114,8 +147,11 @@ impl TableDef {
         serde_json::json!({
             "schema_version": SCHEMA_VERSION,
             "table": self.name,
+            "source": self.source.name(),
             "description": self.description,
             "grain": self.grain,
+            "root_table": self.root,
+            "entity_key": self.entity_key,
             "columns": self.all_columns().map(|c| serde_json::json!({
                 "name": c.name,
                 "type": c.ty.name(),
@@ -141,6 +177,71 @@ impl TableDef {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// The data dictionary for people, in Markdown: `lpdrop schema --format markdown` and
+/// `schemas/DATA-DICTIONARY.md` (kept current by a test).
+pub fn data_dictionary(tables: &[&TableDef]) -> String {
+    let mut out = format!(
+        "# lpdrop data dictionary (schema version {SCHEMA_VERSION})\n\n\
+         Generated from the code (`lpdrop schema --format markdown`); do not edit by hand.\n\n\
+         - Types: `string`, `int64`, `float64`, `boolean` and `timestamp_ms_utc`: a UTC instant \
+         with millisecond precision (parquet INT64 TIMESTAMP(MILLIS, isAdjustedToUTC=true)). \
+         There are no nested, unsigned or decimal columns.\n\
+         - LivePerson's placeholders (`\"undefined\"`, `\"null\"`, `-1` for unset ids and \
+         times) are NULL. Free-form JSON is a `*_json` string column, beside a plain-text \
+         column where there is text.\n\
+         - Every row ends with the lineage columns `account_id`, `drop_id` and `extracted_at`.\n\
+         - Child rows carry their entity's key (`conversation_id`, `engagement_id`, ...) and \
+         an `ordinal`: the position in the list they come from, 0-based.\n\
+         - An entity can appear in more than one drop (a conversation still open at \
+         extraction, a re-synced agent). Its current rows, in every table of its source, are \
+         those of the drop whose root row (`root table` below) has the newest \
+         `extracted_at`; the Athena, Spark and DuckDB DDL (`lpdrop schema --format \
+         athena|spark|duckdb`) define `*_latest` views that apply this rule.\n"
+    );
+    for source in [Source::Messaging, Source::Chat, Source::Dimensions] {
+        let in_source: Vec<&&TableDef> = tables.iter().filter(|t| t.source == source).collect();
+        if in_source.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n## Source `{}`\n\n| table | description | grain |\n|---|---|---|\n",
+            source.name()
+        ));
+        for t in &in_source {
+            out.push_str(&format!(
+                "| [`{}`](#{}) | {} | {} |\n",
+                t.name,
+                t.name,
+                t.description.replace('|', "\\|"),
+                t.grain.join(", ")
+            ));
+        }
+    }
+    for t in tables {
+        out.push_str(&format!(
+            "\n### {}\n\n{}\n\nSource: `{}`. Grain: {}. Root table: `{}` (entity key `{}`).\n\n\
+             | column | type | nullable | source | description |\n|---|---|---|---|---|\n",
+            t.name,
+            t.description,
+            t.source.name(),
+            t.grain.join(", "),
+            t.root,
+            t.entity_key,
+        ));
+        for c in t.all_columns() {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | `{}` | {} |\n",
+                c.name,
+                c.ty.name(),
+                if c.nullable { "yes" } else { "no" },
+                c.source,
+                c.description.replace('|', "\\|")
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
