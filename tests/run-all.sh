@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${LPDROP_VENV:-.ci/venv}
-if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3" 2>/dev/null; then
-  echo "== installing the Python readers into $venv"
+if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3, pytest, cfnlint" 2>/dev/null; then
+  echo "== installing the Python readers, moto, pytest and cfn-lint into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/readers/requirements.txt
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    -r tests/readers/requirements.txt -r tests/loader/requirements.txt
 fi
 
 echo "== cargo fmt --check"
@@ -19,6 +20,12 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace
+
+echo "== cfn-lint deploy/aws"
+"$venv/bin/cfn-lint" deploy/aws/lpdrop-customer.yaml
+
+echo "== SQS loader end to end (moto, the real binary, DuckDB)"
+LPDROP_BIN="$PWD/target/debug/lpdrop" "$venv/bin/python" -m pytest -q tests/loader
 
 echo "== readers on a fresh demo drop"
 scratch=$(mktemp -d)

@@ -127,7 +127,7 @@ pub async fn open_sink(dest: &Destination, s3: &S3Args) -> Result<Arc<dyn Sink>>
         Destination::S3(location) => {
             let options = s3.write_options()?;
             let store = s3.store(&location.bucket).await?;
-            store.check_bucket().await?;
+            store.check_access(location.prefix.as_str()).await?;
             let sink = S3Sink::new(store, options, tokio::runtime::Handle::current())
                 .context("cannot create a local staging folder")?;
             Ok(Arc::new(sink))
@@ -146,7 +146,7 @@ pub async fn open_store(target: &str, s3: &S3Args) -> Result<(Store, String)> {
         }
         Destination::S3(location) => {
             let store = s3.store(&location.bucket).await?;
-            store.check_bucket().await?;
+            store.check_access(location.prefix.as_str()).await?;
             Ok((Store::S3(store), location.prefix.as_str().to_string()))
         }
     }

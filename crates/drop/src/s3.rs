@@ -392,16 +392,26 @@ impl S3Store {
     }
 
     /// Fails early, with the reason, when the bucket cannot be reached with these credentials.
-    pub async fn check_bucket(&self) -> Result<(), SinkError> {
+    ///
+    /// A one-key listing under `prefix` rather than `HeadBucket`: it needs only `s3:ListBucket`
+    /// for that prefix, so the customer's role can keep a strict `s3:prefix` condition.
+    pub async fn check_access(&self, prefix: &str) -> Result<(), SinkError> {
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+            prefix.to_string()
+        } else {
+            format!("{prefix}/")
+        };
         self.client
-            .head_bucket()
+            .list_objects_v2()
             .bucket(&self.bucket)
+            .prefix(&prefix)
+            .max_keys(1)
             .send()
             .await
             .map(|_| ())
             .map_err(|e| SinkError {
-                action: "reaching bucket",
-                location: format!("s3://{}", self.bucket),
+                action: "listing",
+                location: format!("s3://{}/{prefix}", self.bucket),
                 source: io::Error::other(describe(&e)),
             })
     }
@@ -614,7 +624,7 @@ pub fn part_size_for(size: u64, minimum: u64) -> u64 {
 }
 
 fn hex_to_base64(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..hex.len())

@@ -105,13 +105,13 @@ pub async fn verify(
         for file in &table.files {
             manifest_keys.push(file.key.clone());
             expected.insert(join(base, &file.path));
-            if let Some(parquet_rows) = check_file(store, base, file, true, &mut report).await? {
-                if parquet_rows != file.rows {
-                    report.problems.push(format!(
-                        "{}: parquet holds {parquet_rows} rows, the manifest says {}",
-                        file.path, file.rows
-                    ));
-                }
+            if let Some(parquet_rows) = check_file(store, base, file, true, &mut report).await?
+                && parquet_rows != file.rows
+            {
+                report.problems.push(format!(
+                    "{}: parquet holds {parquet_rows} rows, the manifest says {}",
+                    file.path, file.rows
+                ));
             }
             rows += file.rows;
         }
