@@ -167,3 +167,66 @@ fn prefixes_from_the_command_line_are_validated() {
         assert!(stderr.contains("invalid"), "{bad}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_options_and_an_assumed_role_reach_s3() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET).await;
+    // moto's STS answers AssumeRole, so the assume-role path (with an external id) runs for real;
+    // moto does not check which credentials then sign the S3 requests.
+    let out = run(lpdrop(&moto).args([
+        "demo",
+        "--per-day",
+        "100",
+        "--out",
+        &format!("s3://{BUCKET}/thrive-air-folder"),
+        "--s3-sse",
+        "s3",
+        "--s3-storage-class",
+        "STANDARD_IA",
+        "--s3-bucket-owner-full-control",
+        "--s3-role-arn",
+        "arn:aws:iam::123456789012:role/lpdrop-writer",
+        "--s3-external-id",
+        "thrive-air-external-id",
+    ]));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("thrive-air-external-id"));
+    let roots = committed_roots(&moto, "thrive-air-folder/").await;
+    assert_eq!(roots.len(), 1);
+    let s3 = moto.s3();
+    for name in [
+        "parquet/messages/part-00000.parquet",
+        "manifest.json",
+        "upload.complete",
+    ] {
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(format!("{}/{name}", roots[0]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption().map(|s| s.as_str()),
+            Some("AES256"),
+            "{name}"
+        );
+        assert_eq!(
+            head.storage_class().map(|s| s.as_str()),
+            Some("STANDARD_IA"),
+            "{name}"
+        );
+    }
+    let out = run(lpdrop(&moto).args([
+        "demo",
+        "--per-day",
+        "10",
+        "--out",
+        "s3://vb-thrive-air-s3-bucket/x",
+        "--s3-sse",
+        "des",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--s3-sse must be s3 or kms"));
+}
