@@ -216,6 +216,8 @@ async fn run(cli: Cli) -> Result<()> {
                 dest: Destination::parse(&out)?,
                 s3,
                 sub_window_ms: DEFAULT_SUB_WINDOW_MS,
+                drop: None,
+                job: None,
             })
             .await?;
             print_summary(&report);
@@ -290,6 +292,8 @@ async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
         dest,
         s3,
         sub_window_ms: DEFAULT_SUB_WINDOW_MS,
+        drop: None,
+        job: None,
     })
     .await;
     emulator.shutdown().await;

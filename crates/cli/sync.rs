@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lpdrop_drop::{CommittedDrop, DropInfo, DropLayout, DropWriter, SourceInfo, WriterOptions};
+use lpdrop_drop::{
+    CommittedDrop, DropInfo, DropLayout, DropWriter, JobRef, SourceInfo, WriterOptions,
+};
 use lpdrop_liveperson::{Client, ClientConfig, FetchedPage, SearchFilters, Window};
 use lpdrop_tables::{Lineage, MESSAGING_TABLES};
 use tokio::sync::mpsc;
@@ -23,6 +25,37 @@ pub struct SyncRequest {
     pub dest: Destination,
     pub s3: S3Args,
     pub sub_window_ms: i64,
+    /// Where the drop goes, when decided before the run (a queued job records its drop root
+    /// before the first byte is written); a fresh id and the current time otherwise.
+    pub drop: Option<PlannedDrop>,
+    /// The queued job this run answers, for the manifest.
+    pub job: Option<JobRef>,
+}
+
+/// A drop's identity decided ahead of writing: its root key follows from these and the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedDrop {
+    pub id: uuid::Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl PlannedDrop {
+    pub fn new() -> Self {
+        PlannedDrop {
+            id: uuid::Uuid::new_v4(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    pub fn layout(&self, dest: &Destination) -> DropLayout {
+        DropLayout::new(dest.prefix(), self.created_at, self.id)
+    }
+}
+
+impl Default for PlannedDrop {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub struct SyncReport {
@@ -38,7 +71,7 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
         .await
         .context("cannot reach the LivePerson Domain API")?;
     let sink = open_sink(&req.dest, &req.s3).await?;
-    let layout = DropLayout::new(req.dest.prefix(), chrono::Utc::now(), uuid::Uuid::new_v4());
+    let layout = req.drop.unwrap_or_default().layout(&req.dest);
     let lineage = Lineage {
         account_id: account_id.clone(),
         drop_id: layout.id().to_string(),
@@ -80,7 +113,7 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
         "status": req.filters.status,
     });
     let info = DropInfo {
-        job: None,
+        job: req.job,
         source: SourceInfo {
             account_id,
             api: "messaging_interactions".into(),
