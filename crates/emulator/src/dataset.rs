@@ -31,6 +31,8 @@ const STREAM_FEISTEL: u64 = 5;
 pub struct Dataset {
     pub(crate) seed: u64,
     pub(crate) spacing: i64,
+    /// Width of a chat's slot on the Engagement History grid (see `chat.rs`).
+    pub(crate) chat_spacing: i64,
     pub(crate) account_id: String,
 }
 
@@ -74,9 +76,11 @@ impl Dataset {
         // per_day above the number of ms in a day cannot be honoured with strictly increasing
         // millisecond start times; one conversation per ms is the densest grid there is.
         let per_day = i64::from(config.per_day.max(1));
+        let chats_per_day = i64::from(config.chats_per_day.max(1));
         Dataset {
             seed: config.seed,
             spacing: (DAY_MS / per_day).max(1),
+            chat_spacing: (DAY_MS / chats_per_day).max(1),
             account_id: config.account_id.clone(),
         }
     }

@@ -7,12 +7,15 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use crate::catalog::{AGENTS, GROUPS};
+use crate::chat::ChatSkeleton;
 use crate::dataset::Skeleton;
 
 /// LivePerson widens `start` to 10-minute boundaries (`from` down, `to` up).
 pub const WINDOW_ROUNDING_MS: i64 = 10 * 60 * 1000;
 /// The documented "3 months" maximum span of `start`, as 92 days.
 pub const MAX_SPAN_MS: i64 = 92 * 86_400_000;
+/// The documented "1 month" maximum span of an Engagement History `start`, as 31 days.
+pub const MAX_CHAT_SPAN_MS: i64 = 31 * 86_400_000;
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 100;
 /// 9999-12-31T23:59:59.999Z.
@@ -79,6 +82,16 @@ pub struct Window {
 /// `to == -1` means `now`. The span limit applies to the window as requested, before rounding
 /// widens it by up to 20 minutes, so a client asking for exactly 92 days is not refused.
 pub fn round_window(from: i64, to: i64, now_ms: i64) -> Result<Window, String> {
+    round_window_within(from, to, now_ms, Some(MAX_SPAN_MS))
+}
+
+/// [`round_window`] with another span limit (`None`: no limit), for Engagement History.
+pub fn round_window_within(
+    from: i64,
+    to: i64,
+    now_ms: i64,
+    max_span_ms: Option<i64>,
+) -> Result<Window, String> {
     let to = if to == -1 { now_ms } else { to };
     // Years beyond 9999 are not times anyone stores; refusing them keeps every later
     // calculation (start times, ids, dates) far from overflow.
@@ -90,10 +103,18 @@ pub fn round_window(from: i64, to: i64, now_ms: i64) -> Result<Window, String> {
     if from > to {
         return Err(format!("start.from ({from}) is after start.to ({to})"));
     }
-    if to - from > MAX_SPAN_MS {
+    if let Some(max) = max_span_ms
+        && to - from > max
+    {
+        let limit = if max == MAX_SPAN_MS {
+            "3 months".to_string()
+        } else {
+            "1 month".to_string()
+        };
         return Err(format!(
-            "start window spans {} ms; the maximum is 3 months ({MAX_SPAN_MS} ms, 92 days)",
-            to - from
+            "start window spans {} ms; the maximum is {limit} ({max} ms, {} days)",
+            to - from,
+            max / 86_400_000
         ));
     }
     let rem = to.rem_euclid(WINDOW_ROUNDING_MS);
@@ -459,6 +480,200 @@ pub fn parse_ids(body: &Map<String, Value>) -> Result<Vec<String>, String> {
     }
 }
 
+// ---- Engagement History (§4.1) ----------------------------------------------------------------
+
+/// Fields an EH `sort` may name; the emulator sorts by `start` only.
+const CHAT_SORT_FIELDS: &[&str] = &[
+    "start",
+    "end",
+    "duration",
+    "visitor",
+    "engagementId",
+    "interactive",
+    "agentId",
+    "skillId",
+];
+
+/// The validated query string of an EH search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatQuery {
+    pub offset: u64,
+    pub limit: u64,
+    pub sort: Sort,
+    pub source: String,
+}
+
+pub fn parse_chat_query(pairs: &[(String, String)]) -> Result<ChatQuery, String> {
+    // offset, limit and source follow the MI rules; `v` does not exist on EH (ignored).
+    let base = parse_query(
+        &pairs
+            .iter()
+            .filter(|(k, _)| k != "sort" && k != "v")
+            .cloned()
+            .collect::<Vec<_>>(),
+    )?;
+    let sort = match param(pairs, "sort") {
+        None => Sort::StartAsc,
+        Some(spec) => {
+            let mut sort = None;
+            for part in spec.split(',') {
+                let (field, dir) = part.trim().split_once(':').ok_or_else(|| {
+                    format!("query parameter 'sort' must be field:asc|desc[,...], got '{spec}'")
+                })?;
+                if !CHAT_SORT_FIELDS.contains(&field) || !matches!(dir, "asc" | "desc") {
+                    return Err(format!(
+                        "query parameter 'sort': unknown '{part}'; fields are {}, with asc or desc",
+                        CHAT_SORT_FIELDS.join(", ")
+                    ));
+                }
+                if field != "start" || sort.is_some() {
+                    return Err(format!(
+                        "sort '{spec}' is not supported by the emulator; use start:asc or start:desc"
+                    ));
+                }
+                sort = Some(if dir == "asc" {
+                    Sort::StartAsc
+                } else {
+                    Sort::StartDesc
+                });
+            }
+            sort.unwrap_or(Sort::StartAsc)
+        }
+    };
+    Ok(ChatQuery {
+        offset: base.offset,
+        limit: base.limit,
+        sort,
+        source: base.source,
+    })
+}
+
+/// The EH filters the emulator honours; the others (keyword, mcs, durations...) are accepted
+/// and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatFilter {
+    skill_ids: Option<HashSet<i64>>,
+    agent_ids: Option<HashSet<String>>,
+    agent_group_ids: Option<HashSet<i64>>,
+    /// `interactive: true` (the only value the API supports).
+    interactive: bool,
+    /// `ended: false` matches nothing: only ended chats are returned.
+    not_ended: bool,
+    /// A channel other than 1 (chat) matches nothing.
+    other_channel: bool,
+    pub engagement_id: Option<String>,
+    pub visitor: Option<String>,
+}
+
+impl ChatFilter {
+    /// Nothing to look at beyond the window (counts are then arithmetic).
+    pub fn is_empty(&self) -> bool {
+        *self == ChatFilter::default()
+    }
+
+    pub(crate) fn matches(&self, sk: &ChatSkeleton) -> bool {
+        if self.not_ended || self.other_channel {
+            return false;
+        }
+        if self.interactive && !sk.interactive {
+            return false;
+        }
+        if let Some(ids) = &self.skill_ids
+            && !ids.contains(&sk.skill_id())
+        {
+            return false;
+        }
+        if let Some(ids) = &self.agent_ids
+            && !ids.contains(sk.agent_id())
+        {
+            return false;
+        }
+        if let Some(ids) = &self.agent_group_ids
+            && !ids.contains(&sk.agent_group_id())
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// A validated EH search body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatBody {
+    pub window: Window,
+    pub filter: ChatFilter,
+}
+
+/// Parses and validates the JSON body of `interactions/search`: `start` is required, at most 1
+/// month, unless `engagementId` or `visitor` is given (then the span is not limited).
+pub fn parse_chat_body(bytes: &[u8], now_ms: i64) -> Result<ChatBody, String> {
+    let body: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let Value::Object(body) = body else {
+        return Err("request body must be a JSON object".into());
+    };
+    let mut filter = ChatFilter {
+        skill_ids: number_set(&body, "skillIds")?,
+        agent_group_ids: number_set(&body, "agentGroupIds")?,
+        agent_ids: string_set(&body, "agentIds")?,
+        ..ChatFilter::default()
+    };
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match present(&body, name) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(format!("'{name}' must be a string, got {other}")),
+        }
+    };
+    filter.engagement_id = text("engagementId")?;
+    filter.visitor = text("visitor")?;
+    let flag = |name: &str| -> Result<Option<bool>, String> {
+        match present(&body, name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
+            Some(other) => Err(format!("'{name}' must be a boolean, got {other}")),
+        }
+    };
+    match flag("interactive")? {
+        Some(false) => return Err("'interactive' supports only true".into()),
+        Some(true) => filter.interactive = true,
+        None => {}
+    }
+    filter.not_ended = flag("ended")? == Some(false);
+    if let Some(v) = present(&body, "channel") {
+        let channel = as_i64(v).ok_or_else(|| format!("'channel' must be -1, 1 or 2, got {v}"))?;
+        if !matches!(channel, -1 | 1 | 2) {
+            return Err(format!("'channel' must be -1, 1 or 2, got {channel}"));
+        }
+        filter.other_channel = channel != 1;
+    }
+    if let Some(v) = present(&body, "duration") {
+        let ok = v.get("from").is_some_and(|x| as_i64(x).is_some())
+            && v.get("to").is_some_and(|x| as_i64(x).is_some());
+        if !ok {
+            return Err("'duration' needs both 'from' and 'to', in seconds".into());
+        }
+    }
+    let unlimited = filter.engagement_id.is_some() || filter.visitor.is_some();
+    let start = body
+        .get("start")
+        .ok_or("'start' is required (an object {\"from\":ms,\"to\":ms})")?;
+    let Value::Object(start) = start else {
+        return Err("'start' must be an object {\"from\":ms,\"to\":ms}".into());
+    };
+    let bound = |name: &str| -> Result<i64, String> {
+        let v = start
+            .get(name)
+            .ok_or_else(|| format!("'start.{name}' is required"))?;
+        as_i64(v).ok_or_else(|| format!("'start.{name}' must be an epoch-ms number, got {v}"))
+    };
+    let max = (!unlimited).then_some(MAX_CHAT_SPAN_MS);
+    let window = round_window_within(bound("from")?, bound("to")?, now_ms, max)?;
+    Ok(ChatBody { window, filter })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,5 +845,64 @@ mod tests {
         )))
         .unwrap_err();
         assert!(err.contains("100"));
+    }
+
+    #[test]
+    fn chat_requests_follow_the_eh_rules() {
+        let q = parse_chat_query(&pairs(&[("source", "ETL"), ("sort", "start:desc")])).unwrap();
+        assert_eq!((q.sort, q.limit), (Sort::StartDesc, 50));
+        assert!(
+            parse_chat_query(&pairs(&[("source", "ETL"), ("sort", "duration:asc")]))
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(
+            parse_chat_query(&pairs(&[("source", "ETL"), ("sort", "bogus:asc")]))
+                .unwrap_err()
+                .contains("unknown")
+        );
+        assert!(parse_chat_query(&pairs(&[("limit", "10")])).is_err());
+        // One month at most...
+        let day = 86_400_000;
+        let ok = format!(r#"{{"start":{{"from":{T0},"to":{}}}}}"#, T0 + 31 * day);
+        assert!(parse_chat_body(ok.as_bytes(), 0).is_ok());
+        let long = format!(r#"{{"start":{{"from":{T0},"to":{}}}}}"#, T0 + 32 * day);
+        assert!(
+            parse_chat_body(long.as_bytes(), 0)
+                .unwrap_err()
+                .contains("1 month")
+        );
+        // ...unless one engagement or visitor is asked for.
+        let by_id = format!(
+            r#"{{"start":{{"from":{T0},"to":{}}},"engagementId":"123"}}"#,
+            T0 + 200 * day
+        );
+        let b = parse_chat_body(by_id.as_bytes(), 0).unwrap();
+        assert_eq!(b.filter.engagement_id.as_deref(), Some("123"));
+        for (body, needle) in [
+            (r#"{"skillIds":["1"]}"#, "'start' is required"),
+            (
+                r#"{"start":{"from":1,"to":2},"interactive":false}"#,
+                "only true",
+            ),
+            (r#"{"start":{"from":1,"to":2},"channel":7}"#, "channel"),
+            (
+                r#"{"start":{"from":1,"to":2},"duration":{"from":1}}"#,
+                "duration",
+            ),
+            (
+                r#"{"start":{"from":1,"to":2},"skillIds":["x"]}"#,
+                "skillIds",
+            ),
+        ] {
+            let err = parse_chat_body(body.as_bytes(), 0).unwrap_err();
+            assert!(err.contains(needle), "{body}: {err}");
+        }
+        let f = parse_chat_body(
+            br#"{"start":{"from":1,"to":2},"skillIds":["1100000001"],"ended":true}"#,
+            0,
+        )
+        .unwrap();
+        assert!(!f.filter.is_empty());
     }
 }

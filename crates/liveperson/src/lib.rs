@@ -1,7 +1,10 @@
 //! LivePerson Conversational Cloud API client.
 //!
-//! - [`client`]: Domain API discovery, OAuth 1.0a-signed Messaging Interactions search, retries,
-//!   and paging a [`Window`] to its end.
+//! - [`client`]: Domain API discovery, Messaging Interactions and Engagement History search,
+//!   get-by-id, account configuration lists, retries, the account-wide request budget, and
+//!   paging a [`Window`] to its end.
+//! - [`auth`]: the credentials: API key (OAuth 1.0a, [`oauth1`]), login bearer, OAuth 2.0 client
+//!   credentials.
 //! - [`records`]: typed, lenient conversation records; [`lenient`]: the scalar rules behind them.
 //! - [`sde`]: engagement attributes (SDEs), shared by conversation and chat records.
 //! - [`chat_records`]: Engagement History (legacy chat) records.
@@ -25,18 +28,22 @@
 //! ```
 
 pub mod account_records;
+pub mod auth;
 pub mod chat_records;
 pub mod client;
 pub mod lenient;
+mod limiter;
 pub mod oauth1;
 pub mod page;
 pub mod records;
 pub mod sde;
 pub mod window;
 
+pub use auth::Auth;
 pub use chat_records::ChatRecord;
 pub use client::{
-    Client, ClientConfig, Error, FetchStats, FetchedPage, RetryPolicy, SearchFilters,
+    AccountConfigAnswer, AccountEntity, Client, ClientConfig, Error, FetchStats, FetchedPage,
+    Filters, RetryPolicy, SearchFilters,
 };
 pub use records::Conversation;
 pub use window::Window;

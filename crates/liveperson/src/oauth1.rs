@@ -23,7 +23,7 @@ pub fn pct(s: &str) -> String {
 }
 
 /// The four values of a LivePerson API key. `Debug` never shows the secrets.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ApiKey {
     pub app_key: String,
     pub app_secret: String,

@@ -10,6 +10,11 @@ pub const ROUNDING_MS: i64 = 10 * 60 * 1000;
 /// The longest span one MI search accepts (3 months; LivePerson rejects longer ones).
 pub const MAX_SEARCH_SPAN_MS: i64 = 92 * 24 * 3600 * 1000;
 
+/// The longest span the client asks one Engagement History search for. The API accepts "1
+/// month"; 30 days stays within it even after the 10-minute rounding widens the window (how
+/// LivePerson counts a month is not documented).
+pub const MAX_CHAT_SEARCH_SPAN_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// A non-empty half-open window of conversation start times, in epoch milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Window {
