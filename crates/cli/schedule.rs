@@ -1,0 +1,139 @@
+//! `lpdrop schedule`: enqueue the windows that are due after the watermark. Run it every few
+//! minutes from cron or a Kubernetes CronJob; each run enqueues only what has fallen due since
+//! the last one, and racing runs enqueue each window once.
+
+use anyhow::{Context, Result, bail};
+use lpdrop_jobs::schedule::plan;
+use lpdrop_jobs::{JobSpec, Queue, Source, fmt_ms};
+use lpdrop_liveperson::window::parse_time;
+
+use crate::SourceKind;
+use crate::jobs_cmd::{normalize_dest, parse_duration_ms};
+
+#[derive(clap::Args)]
+pub struct ScheduleArgs {
+    /// Window size: one job per window, windows on the UTC grid (1h: on the hour).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    every: String,
+    /// A window is enqueued once it ended at least this long ago (late-arriving data).
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    delay: String,
+    /// Also read every window again this much later (a second job per window), for data that
+    /// changes after the first read.
+    #[arg(long, value_name = "DURATION")]
+    lookback: Option<String>,
+    /// Where the first run starts (RFC 3339 or YYYY-MM-DD, UTC), when the account and source
+    /// have no watermark yet; a start months ago is a backfill of many jobs.
+    #[arg(long, value_name = "T")]
+    start: Option<String>,
+    /// Where the drops go: a local folder or s3://bucket/prefix.
+    #[arg(long, env = "LPDROP_OUT", value_name = "DEST")]
+    out: String,
+    /// Which API to read (only messaging runs in this version).
+    #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
+    source: SourceKind,
+    /// Only conversations that held this skill (repeatable).
+    #[arg(long = "skill", value_name = "ID")]
+    skills: Vec<i64>,
+    /// The LivePerson account (site) id.
+    #[arg(long, env = "LP_ACCOUNT_ID", value_name = "ID")]
+    account_id: String,
+    /// Tries per job before it is dead.
+    #[arg(long, default_value_t = lpdrop_jobs::DEFAULT_MAX_ATTEMPTS, value_name = "N")]
+    max_attempts: u32,
+    /// Pretend the current time is T (for testing a schedule).
+    #[arg(long, value_name = "T", hide = true)]
+    now: Option<String>,
+}
+
+pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
+    let every = parse_duration_ms(&args.every, "--every")?;
+    let delay = lpdrop_drop::gc::parse_duration(&args.delay)
+        .map_err(|e| anyhow::anyhow!("--delay: {e}"))?
+        .num_milliseconds();
+    let lookback = args
+        .lookback
+        .as_deref()
+        .map(|l| parse_duration_ms(l, "--lookback"))
+        .transpose()?;
+    let start = args.start.as_deref().map(parse_time).transpose()?;
+    let now = match &args.now {
+        Some(t) => parse_time(t)?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let dest = normalize_dest(&args.out)?;
+    let source = Source::from(args.source);
+    let queue = Queue::open(queue_url).await.with_context(|| {
+        format!(
+            "cannot open the job queue {}",
+            lpdrop_jobs::redact_url(queue_url)
+        )
+    })?;
+
+    let current = queue.watermark(&args.account_id, source).await?;
+    let from = match (current, start) {
+        (Some(w), _) => w,
+        (None, Some(s)) => s,
+        (None, None) => bail!(
+            "account {} has no {source} watermark yet: give --start T for the first run \
+             (e.g. --start {})",
+            args.account_id,
+            chrono::Utc::now().format("%Y-%m-%d")
+        ),
+    };
+    let Some(p) = plan(from, now, every, delay, lookback, start) else {
+        let next_end = (from.div_euclid(every) + 1) * every;
+        println!(
+            "Nothing due for account {} {source}: watermark {}; the next window [{}, {}) is due at {}",
+            args.account_id,
+            fmt_ms(from),
+            fmt_ms(from),
+            fmt_ms(next_end),
+            fmt_ms(next_end + delay)
+        );
+        return Ok(());
+    };
+    let spec = |(from, to): (i64, i64), origin: &str| JobSpec {
+        account_id: args.account_id.clone(),
+        source,
+        window_from_ms: from,
+        window_to_ms: to,
+        skill_ids: args.skills.clone(),
+        dest: dest.clone(),
+        max_attempts: args.max_attempts,
+        origin: origin.into(),
+    };
+    let mut specs: Vec<JobSpec> = p.windows.iter().map(|&w| spec(w, "schedule")).collect();
+    specs.extend(p.lookback.iter().map(|&w| spec(w, "lookback")));
+    let Some(ids) = queue
+        .advance_watermark(&args.account_id, source, current, p.new_watermark, &specs)
+        .await?
+    else {
+        println!(
+            "Another schedule run enqueued these windows first; nothing to do (watermark moved)"
+        );
+        return Ok(());
+    };
+    println!(
+        "Enqueued {} job{} for account {} {source} into {dest}: {} new window{} [{}, {}){}",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" },
+        args.account_id,
+        p.windows.len(),
+        if p.windows.len() == 1 { "" } else { "s" },
+        fmt_ms(from),
+        fmt_ms(p.new_watermark),
+        if p.lookback.is_empty() {
+            String::new()
+        } else {
+            format!(", and {} read again (lookback)", p.lookback.len())
+        }
+    );
+    if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+        println!(
+            "  jobs {first}..{last}; watermark now {}",
+            fmt_ms(p.new_watermark)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,849 @@
+//! End-to-end tests of the job queue with the real binary: `jobs add`, `worker`, `schedule`
+//! against a running emulator, on SQLite and on a real Postgres server (started here from
+//! Debian's packages; the tests fail, never skip, when it is missing).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::RowAccessor;
+
+const PER_DAY: u32 = 2000;
+
+fn lpdrop() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lpdrop"));
+    for var in [
+        "LP_ACCOUNT_ID",
+        "LP_DOMAIN",
+        "LP_APP_KEY",
+        "LP_APP_SECRET",
+        "LP_ACCESS_TOKEN",
+        "LP_ACCESS_TOKEN_SECRET",
+        "LPDROP_QUEUE",
+        "LPDROP_OUT",
+        "LPDROP_LEASE",
+        "LPDROP_POLL",
+        "LPDROP_RETRY_BACKOFF",
+        "LPDROP_WORKER_ID",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("lpdrop runs");
+    eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `lpdrop emulator` on a free port, stopped when dropped.
+/// `lpdrop emulator` on a free port, stopped when dropped.
+struct RunningEmulator(lpdrop_testkit::EmulatorProcess);
+
+impl RunningEmulator {
+    fn start(per_day: u32) -> Self {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lpdrop"));
+        RunningEmulator(lpdrop_testkit::EmulatorProcess::start(
+            bin,
+            &["--per-day", &per_day.to_string()],
+        ))
+    }
+
+    fn url(&self) -> &str {
+        &self.0.url
+    }
+}
+
+/// `lpdrop --queue QUEUE ...` with the emulator's credentials (the account comes from the
+/// job, the secrets from this environment).
+fn with_queue(queue: &str, emulator_url: &str) -> Command {
+    let mut cmd = lpdrop();
+    cmd.env("LPDROP_QUEUE", queue)
+        .env("LP_DOMAIN", emulator_url)
+        .env("LP_ACCOUNT_ID", "12345678")
+        .env("LP_APP_KEY", "emulator")
+        .env("LP_APP_SECRET", "emulator")
+        .env("LP_ACCESS_TOKEN", "emulator")
+        .env("LP_ACCESS_TOKEN_SECRET", "emulator");
+    cmd
+}
+
+fn jobs_json(queue: &str) -> Vec<serde_json::Value> {
+    let out = run(lpdrop().args(["--queue", queue, "jobs", "list", "--json"]));
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every committed drop (folder holding `upload.complete`) under `root`.
+fn committed_drops(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap() == "upload.complete" {
+                found.push(dir.clone());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Every file under `root`.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The conversation ids in a drop's `conversations` table.
+fn conversation_ids(drop: &Path) -> Vec<String> {
+    let dir = drop.join("parquet/conversations");
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let reader = SerializedFileReader::new(fs::File::open(entry.unwrap().path()).unwrap())
+            .expect("parquet");
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let col = (0..schema.num_columns())
+            .find(|&i| schema.column(i).name() == "conversation_id")
+            .expect("a conversation_id column");
+        for row in reader.get_row_iter(None).unwrap() {
+            ids.push(row.unwrap().get_string(col).unwrap().clone());
+        }
+    }
+    ids
+}
+
+/// The emulator's conversation ids with a start time in `[from, to)`.
+fn expected_ids(per_day: u32, from: &str, to: &str) -> BTreeSet<String> {
+    let dataset = lpdrop_emulator::Dataset::new(&lpdrop_emulator::EmulatorConfig {
+        per_day,
+        ..Default::default()
+    });
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    dataset
+        .index_range(ms(from), ms(to) - 1)
+        .map(|i| dataset.conversation_id(i))
+        .collect()
+}
+
+/// Checks what a drained queue left: every job uploaded, exactly one committed drop per job
+/// (the one recorded on the job, naming the job in its manifest), every drop verified, and
+/// the drops together hold each of the emulator's conversations in the window exactly once.
+fn check_one_drop_per_job(queue: &str, out: &Path, per_day: u32, from: &str, to: &str) {
+    let jobs = jobs_json(queue);
+    assert!(!jobs.is_empty());
+    for job in &jobs {
+        assert_eq!(job["state"], "uploaded", "{job:#}");
+    }
+    let drops = committed_drops(out);
+    assert_eq!(
+        drops.len(),
+        jobs.len(),
+        "exactly one committed drop per job"
+    );
+    let mut by_job = BTreeMap::new();
+    let mut all_ids = Vec::new();
+    for drop in &drops {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(drop.join("manifest.json")).unwrap()).unwrap();
+        let job_id = manifest["job"]["id"]
+            .as_str()
+            .expect("the job is named")
+            .to_string();
+        assert!(
+            by_job.insert(job_id.clone(), drop.clone()).is_none(),
+            "job {job_id} has two committed drops"
+        );
+        let ids = conversation_ids(drop);
+        assert_eq!(
+            ids.len() as u64,
+            manifest["source"]["conversations"].as_u64().unwrap()
+        );
+        all_ids.extend(ids);
+        let verify = run(lpdrop().arg("verify").arg(drop));
+        assert!(verify.status.success(), "lpdrop verify {}", drop.display());
+    }
+    for job in &jobs {
+        let id = job["id"].as_i64().unwrap().to_string();
+        let drop = by_job
+            .get(&id)
+            .unwrap_or_else(|| panic!("job {id} has a drop"));
+        let root = job["drop"]["root"].as_str().unwrap();
+        assert_eq!(drop, &out.join(root), "the drop recorded on job {id}");
+        assert!(job["uploaded_at"].is_string());
+        assert!(job["counts"]["files"].as_u64().unwrap() >= 32);
+    }
+    let unique: BTreeSet<String> = all_ids.iter().cloned().collect();
+    assert_eq!(unique.len(), all_ids.len(), "no conversation in two drops");
+    assert_eq!(
+        unique,
+        expected_ids(per_day, from, to),
+        "the drops hold exactly the emulator's conversations of the window"
+    );
+}
+
+#[test]
+fn split_jobs_drained_by_worker_once_give_one_committed_drop_each() {
+    let emulator = RunningEmulator::start(PER_DAY);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("lpdrop.db").display().to_string();
+    let out = dir.path().join("out");
+    // 5.5 hours in 1h jobs: the last one is the partial half hour.
+    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T05:30:00Z");
+    let added = run(with_queue(&queue, emulator.url())
+        .args([
+            "jobs", "add", "--from", from, "--to", to, "--split", "1h", "--out",
+        ])
+        .arg(&out));
+    assert!(added.status.success());
+    assert!(stdout(&added).contains("Enqueued 6 jobs"));
+
+    let worker = run(with_queue(&queue, emulator.url()).args([
+        "worker",
+        "--once",
+        "--concurrency",
+        "2",
+        "--lease",
+        "10s",
+    ]));
+    assert!(worker.status.success());
+    let text = stdout(&worker);
+    assert!(text.contains("6 jobs uploaded"), "{text}");
+    assert!(text.contains("queue: 6 uploaded"), "{text}");
+    check_one_drop_per_job(&queue, &out, PER_DAY, from, to);
+
+    let jobs = jobs_json(&queue);
+    let last = jobs.last().unwrap();
+    assert_eq!(last["window_from"], "2026-03-01T05:00:00.000Z");
+    assert_eq!(last["window_to"], "2026-03-01T05:30:00.000Z");
+    assert_eq!(last["attempts"], 1);
+
+    // Nothing left: a second drain does nothing and commits nothing.
+    let again = run(with_queue(&queue, emulator.url()).args(["worker", "--once"]));
+    assert!(again.status.success());
+    assert!(stdout(&again).contains("0 jobs uploaded"));
+    assert_eq!(committed_drops(&out).len(), 6);
+
+    // The readable table and one job in full.
+    let list = run(lpdrop().args(["--queue", &queue, "jobs", "list"]));
+    let table = stdout(&list);
+    assert!(table.starts_with("ID  STATE"), "{table}");
+    assert_eq!(table.matches("uploaded").count(), 6);
+    assert!(table.contains("2026-03-01 05:00 → 05:30"), "{table}");
+    let show = run(lpdrop().args(["--queue", &queue, "jobs", "show", "1"]));
+    let text = stdout(&show);
+    for expected in ["state          uploaded", "drop root", "#1 uploaded on"] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+
+    // Conversations still OPEN are remembered per job, exactly those the drop says are open.
+    let mut remembered = 0;
+    for id in 1..=6 {
+        let show =
+            run(lpdrop().args(["--queue", &queue, "jobs", "show", &id.to_string(), "--json"]));
+        let job: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        let ids = job["open_conversation_ids"].as_array().unwrap();
+        let root = job["drop"]["root"].as_str().unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(root).join("manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            ids.len() as u64,
+            manifest["source"]["open_conversations"].as_u64().unwrap(),
+            "job {id}"
+        );
+        remembered += ids.len();
+    }
+    assert!(remembered > 0, "the emulator's data has open conversations");
+}
+
+#[test]
+fn jobs_commands_cancel_retry_and_unsupported_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out");
+    // No emulator: nothing here reaches LivePerson.
+    let lp = |args: &[&str]| {
+        let mut cmd = with_queue(&queue, "http://127.0.0.1:9");
+        cmd.args(args);
+        run(&mut cmd)
+    };
+    let out_s = out.display().to_string();
+    assert!(
+        lp(&[
+            "jobs",
+            "add",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-02",
+            "--source",
+            "chat",
+            "--out",
+            &out_s
+        ])
+        .status
+        .success()
+    );
+    let add = lp(&[
+        "jobs",
+        "add",
+        "--from",
+        "2026-03-02",
+        "--to",
+        "2026-03-03",
+        "--skill",
+        "1100000001",
+        "--out",
+        &out_s,
+    ]);
+    assert!(add.status.success());
+    // Cancelled before any worker sees it.
+    let cancel = lp(&["jobs", "cancel", "2"]);
+    assert!(stdout(&cancel).contains("job 2 is cancelled"));
+
+    // The chat job fails clearly (not a panic) and is dead: no retry can help.
+    let worker = lp(&["worker", "--once"]);
+    assert_eq!(worker.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&worker.stderr);
+    assert!(
+        stderr.contains("source chat is not supported yet"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 job ended dead"), "{stderr}");
+    let show = lp(&["jobs", "show", "1"]);
+    assert!(stdout(&show).contains("state          dead"));
+    assert!(stdout(&show).contains("not supported yet"));
+    let jobs = jobs_json(&queue);
+    assert_eq!(jobs[0]["state"], "dead");
+    assert_eq!(jobs[1]["state"], "cancelled");
+    assert_eq!(jobs[1]["skill_ids"], serde_json::json!([1100000001]));
+    assert_eq!(jobs[1]["dest"], out_s, "a local DEST is stored absolute");
+    assert!(!out.exists() || committed_drops(&out).is_empty());
+
+    // Retry brings both back; an uploaded or queued job cannot be retried.
+    assert!(lp(&["jobs", "retry", "1"]).status.success());
+    assert!(lp(&["jobs", "retry", "2"]).status.success());
+    let again = lp(&["jobs", "retry", "2"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("job 2 is queued"));
+    let states: Vec<_> = jobs_json(&queue)
+        .iter()
+        .map(|j| j["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, ["queued", "queued"]);
+    let filtered = lp(&["jobs", "list", "--state", "dead"]);
+    assert!(stdout(&filtered).contains("(no jobs)"));
+
+    // Mistakes are named.
+    let missing = lp(&["jobs", "show", "99"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("job 99 does not exist"));
+    let inverted = lp(&[
+        "jobs",
+        "add",
+        "--from",
+        "2026-03-02",
+        "--to",
+        "2026-03-01",
+        "--out",
+        &out_s,
+    ]);
+    assert_eq!(inverted.status.code(), Some(1));
+    let bad_dest = lp(&[
+        "jobs",
+        "add",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        "ftp://x/y",
+    ]);
+    assert_eq!(bad_dest.status.code(), Some(1));
+    let bad_queue = run(lpdrop().args(["--queue", "mysql://x/y", "jobs", "list"]));
+    assert_eq!(bad_queue.status.code(), Some(1));
+    assert_eq!(jobs_json(&queue).len(), 2, "nothing added by the mistakes");
+    // Postgres: a password never reaches messages; off loopback, plain connections are refused.
+    let down = run(lpdrop().args([
+        "--queue",
+        "postgres://me:s3cret@127.0.0.1:9/q",
+        "jobs",
+        "list",
+    ]));
+    assert_eq!(down.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        stderr.contains("cannot connect") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+    let plain = run(lpdrop().args([
+        "--queue",
+        "postgres://me:s3cret@db.example.com/q?sslmode=disable",
+        "jobs",
+        "list",
+    ]));
+    assert_eq!(plain.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        stderr.contains("must use TLS") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn schedule_enqueues_due_windows_once_and_keeps_a_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out").display().to_string();
+    let schedule = |extra: &[&str]| {
+        let mut cmd = with_queue(&queue, "http://127.0.0.1:9");
+        cmd.args(["schedule", "--every", "1h", "--delay", "10m", "--out", &out]);
+        cmd.args(extra);
+        run(&mut cmd)
+    };
+    let first = schedule(&["--now", "2026-03-01T03:05:00Z"]);
+    assert_eq!(first.status.code(), Some(1), "the first run needs --start");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("--start"));
+
+    let first = schedule(&["--start", "2026-03-01", "--now", "2026-03-01T03:05:00Z"]);
+    assert!(first.status.success());
+    // 03:05 - 10 minutes = 02:55: the windows that ended by then are 00-01 and 01-02.
+    assert!(
+        stdout(&first).contains("Enqueued 2 jobs"),
+        "{}",
+        stdout(&first)
+    );
+    let again = schedule(&["--start", "2026-03-01", "--now", "2026-03-01T03:09:00Z"]);
+    assert!(stdout(&again).contains("Nothing due"));
+    let later = schedule(&[
+        "--start",
+        "2026-03-01",
+        "--now",
+        "2026-03-01T04:15:00Z",
+        "--lookback",
+        "2h",
+    ]);
+    assert!(later.status.success());
+    assert!(
+        stdout(&later).contains("Enqueued 4 jobs"),
+        "{}",
+        stdout(&later)
+    );
+
+    let jobs = jobs_json(&queue);
+    let windows: Vec<(String, String, String)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j["window_from"].as_str().unwrap()[11..16].to_string(),
+                j["window_to"].as_str().unwrap()[11..16].to_string(),
+                j["origin"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let w = |a: &str, b: &str, o: &str| (a.to_string(), b.to_string(), o.to_string());
+    assert_eq!(
+        windows,
+        [
+            w("00:00", "01:00", "schedule"),
+            w("01:00", "02:00", "schedule"),
+            w("02:00", "03:00", "schedule"),
+            w("03:00", "04:00", "schedule"),
+            // The span that just became due, read again two hours after its first read.
+            w("00:00", "01:00", "lookback"),
+            w("01:00", "02:00", "lookback"),
+        ]
+    );
+    assert!(jobs.iter().all(|j| j["state"] == "queued"));
+}
+
+/// A child process whose stdout lines are collected as they come.
+struct Spawned {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    fn new(mut cmd: Command) -> Spawned {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("lpdrop starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                eprintln!("[worker] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Spawned { child, lines }
+    }
+
+    fn saw(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.saw(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?} in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    fn wait(mut self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100)); // the reader drains the pipe
+                let lines = self.lines.lock().unwrap().clone();
+                return (status, lines);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the process did not exit in time");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small deterministic generator (xorshift), seeded from the clock and printed, so that a
+/// failing run can be replayed with LPDROP_TEST_SEED.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("LPDROP_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("LPDROP_TEST_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn workers_killed_at_random_on_postgres_leave_exactly_one_committed_drop_per_job() {
+    let pg = lpdrop_testkit::Postgres::start();
+    let queue = pg.create_database("crash");
+    // Big enough windows that a kill often lands mid-job.
+    let per_day = 96_000;
+    let emulator = RunningEmulator::start(per_day);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T06:00:00Z");
+    let added = run(with_queue(&queue, emulator.url())
+        .args(["jobs", "add", "--from", from, "--to", to, "--split", "30m"])
+        .args(["--max-attempts", "100", "--out"])
+        .arg(&out));
+    assert!(added.status.success());
+    let worker = || {
+        let mut cmd = with_queue(&queue, emulator.url());
+        cmd.args([
+            "worker",
+            "--lease",
+            "2s",
+            "--poll",
+            "1s",
+            "--retry-backoff",
+            "1s",
+        ]);
+        Spawned::new(cmd)
+    };
+    let mut rng = Rng::new();
+    let mut workers: Vec<Spawned> = (0..3).map(|_| worker()).collect();
+    workers[0].wait_for("attempt", Duration::from_secs(60));
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while kills < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
+        let summary = jobs_json(&queue);
+        if summary.iter().all(|j| j["state"] == "uploaded") {
+            break;
+        }
+        let victim = rng.below(workers.len() as u64) as usize;
+        let mut dead = workers.remove(victim);
+        dead.child.kill().unwrap(); // SIGKILL: no clean-up of any kind
+        dead.child.wait().unwrap();
+        kills += 1;
+        eprintln!("killed worker {victim} (kill {kills})");
+        workers.push(worker());
+    }
+    assert!(
+        kills >= 3,
+        "the queue drained before the workers could be killed"
+    );
+    // A draining worker takes over whatever the killed ones held, once their leases expire.
+    let mut drain = with_queue(&queue, emulator.url());
+    drain.args(["worker", "--once", "--lease", "2s", "--retry-backoff", "1s"]);
+    let (status, lines) = Spawned::new(drain).wait(Duration::from_secs(300));
+    assert!(status.success(), "{lines:#?}");
+    // The long-running workers stop cleanly on SIGTERM.
+    for w in workers.drain(..) {
+        w.signal("TERM");
+        let (status, lines) = w.wait(Duration::from_secs(60));
+        assert!(status.success(), "a worker exits 0 on SIGTERM: {lines:#?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("SIGTERM: taking no new jobs"))
+        );
+    }
+
+    check_one_drop_per_job(&queue, &out, per_day, from, to);
+    let jobs = jobs_json(&queue);
+    let tries: u64 = jobs.iter().map(|j| j["attempts"].as_u64().unwrap()).sum();
+    eprintln!("{} jobs, {tries} attempts after {kills} kills", jobs.len());
+    // gc removes uncommitted leftovers (none should be left: a retried job rewrites its own
+    // drop) and never touches a committed drop.
+    let gc = run(lpdrop().arg("gc").arg(&out).args(["--older-than", "0s"]));
+    assert!(gc.status.success());
+    assert!(stdout(&gc).contains(&format!("{} committed drops kept", jobs.len())));
+    let committed = committed_drops(&out);
+    for file in files_under(&out) {
+        assert!(
+            committed.iter().any(|d| file.starts_with(d)),
+            "{} is outside every committed drop",
+            file.display()
+        );
+    }
+    for drop in &committed {
+        assert!(run(lpdrop().arg("verify").arg(drop)).status.success());
+    }
+}
+
+#[test]
+fn sigterm_lets_a_running_job_finish_or_hands_it_back() {
+    let emulator = RunningEmulator::start(96_000);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out");
+    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T02:00:00Z");
+    assert!(
+        run(with_queue(&queue, emulator.url())
+            .args([
+                "jobs", "add", "--from", from, "--to", to, "--split", "1h", "--out"
+            ])
+            .arg(&out))
+        .status
+        .success()
+    );
+    // Finish: a generous grace lets the running job complete; the other job is not started.
+    let mut cmd = with_queue(&queue, emulator.url());
+    cmd.args(["worker", "--lease", "5s"]);
+    let w = Spawned::new(cmd);
+    w.wait_for("job 1 attempt 1", Duration::from_secs(60));
+    w.signal("TERM");
+    let (status, lines) = w.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    let jobs = jobs_json(&queue);
+    assert_eq!(jobs[0]["state"], "uploaded");
+    assert_eq!(jobs[1]["state"], "queued", "no new job after SIGTERM");
+
+    // Hand back: no grace, so the running job goes back to the queue, and the next worker
+    // writes the same drop it had recorded.
+    let mut cmd = with_queue(&queue, emulator.url());
+    cmd.args(["worker", "--lease", "2s", "--shutdown-grace", "0s"]);
+    let w = Spawned::new(cmd);
+    w.wait_for("job 2 attempt 1", Duration::from_secs(60));
+    w.signal("TERM");
+    let (status, lines) = w.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    let job = &jobs_json(&queue)[1];
+    let handed_back = lines.iter().any(|l| l.contains("handed back to the queue"));
+    if handed_back {
+        assert_eq!(job["state"], "queued");
+        assert!(
+            job["drop"]["root"].is_string(),
+            "the drop is kept for the next attempt"
+        );
+    } else {
+        // The job was quicker than the signal.
+        assert_eq!(job["state"], "uploaded");
+    }
+    let drain = run(with_queue(&queue, emulator.url()).args(["worker", "--once", "--lease", "2s"]));
+    assert!(drain.status.success());
+    check_one_drop_per_job(&queue, &out, 96_000, from, to);
+}
+
+#[test]
+fn a_worker_that_died_after_its_commit_leaves_the_job_to_be_marked_not_redone() {
+    let emulator = RunningEmulator::start(PER_DAY);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out");
+    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T01:00:00Z");
+    assert!(
+        run(with_queue(&queue, emulator.url())
+            .args(["jobs", "add", "--from", from, "--to", to, "--out"])
+            .arg(&out))
+        .status
+        .success()
+    );
+    assert!(
+        run(with_queue(&queue, emulator.url()).args(["worker", "--once"]))
+            .status
+            .success()
+    );
+    let drops = committed_drops(&out);
+    assert_eq!(drops.len(), 1);
+    let marker = fs::read(drops[0].join("upload.complete")).unwrap();
+    // Rewind the job to the moment between the commit and the queue update: running, under a
+    // lease that has expired, as if its worker had been killed right after the marker.
+    let db = rusqlite::Connection::open(&queue).unwrap();
+    db.execute(
+        "UPDATE lpdrop_jobs SET state = 'running', lease_owner = 'killed:1', \
+         lease_expires = 0, uploaded_at = NULL WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let worker = run(with_queue(&queue, emulator.url()).args(["worker", "--once"]));
+    assert!(worker.status.success());
+    let text = stdout(&worker);
+    assert!(
+        text.contains("already committed by an earlier attempt"),
+        "{text}"
+    );
+    assert!(text.contains("taken over"), "{text}");
+    check_one_drop_per_job(&queue, &out, PER_DAY, from, to);
+    assert_eq!(
+        fs::read(drops[0].join("upload.complete")).unwrap(),
+        marker,
+        "the committed drop is left as it was"
+    );
+    let job = &jobs_json(&queue)[0];
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(
+        job["counts"]["conversations"].as_u64().unwrap(),
+        expected_ids(PER_DAY, from, to).len() as u64,
+        "counts read back from the manifest"
+    );
+}
+
+#[test]
+fn a_job_cancelled_while_running_stops_and_a_retry_reuses_its_drop() {
+    let per_day = 96_000;
+    let emulator = RunningEmulator::start(per_day);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out");
+    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T01:00:00Z");
+    assert!(
+        run(with_queue(&queue, emulator.url())
+            .args(["jobs", "add", "--from", from, "--to", to, "--out"])
+            .arg(&out))
+        .status
+        .success()
+    );
+    let mut cmd = with_queue(&queue, emulator.url());
+    cmd.args(["worker", "--once", "--lease", "3s"]);
+    let w = Spawned::new(cmd);
+    w.wait_for("job 1 attempt 1", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let cancel = run(lpdrop().args(["--queue", &queue, "jobs", "cancel", "1"]));
+    assert!(cancel.status.success());
+    let (status, lines) = w.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    let job = &jobs_json(&queue)[0];
+    let root = job["drop"]["root"].as_str().unwrap().to_string();
+    if lines
+        .iter()
+        .any(|l| l.contains("cancelled while running; stopped"))
+    {
+        assert_eq!(job["state"], "cancelled");
+        assert!(
+            committed_drops(&out).is_empty(),
+            "stopped before its commit"
+        );
+        // Whatever the stopped attempt wrote is an uncommitted drop: gc removes it.
+        let gc = run(lpdrop().arg("gc").arg(&out).args(["--older-than", "0s"]));
+        assert!(gc.status.success());
+        assert!(!out.join(&root).exists());
+        // Retried, the job writes the drop it had recorded, once.
+        assert!(
+            run(lpdrop().args(["--queue", &queue, "jobs", "retry", "1"]))
+                .status
+                .success()
+        );
+        let drain =
+            run(with_queue(&queue, emulator.url()).args(["worker", "--once", "--lease", "3s"]));
+        assert!(drain.status.success());
+    } else {
+        // The job finished before the cancel reached it: nothing to cancel any more.
+        assert_eq!(job["state"], "uploaded");
+        assert_eq!(cancel.status.code(), Some(1));
+    }
+    check_one_drop_per_job(&queue, &out, per_day, from, to);
+    assert_eq!(jobs_json(&queue)[0]["drop"]["root"], root.as_str());
+}
