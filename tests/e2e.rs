@@ -2,9 +2,8 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
@@ -195,36 +194,20 @@ fn demo_publishes_one_committed_drop() {
 }
 
 /// `lpdrop emulator` on a free port, stopped when dropped.
-struct RunningEmulator {
-    child: Child,
-    url: String,
-}
+/// `lpdrop emulator` on a free port, stopped when dropped.
+struct RunningEmulator(lpdrop_testkit::EmulatorProcess);
 
 impl RunningEmulator {
     fn start(per_day: u32) -> Self {
-        let mut child = lpdrop()
-            .args(["emulator", "--port", "0", "--per-day", &per_day.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut first).unwrap();
-        // Keep reading so the emulator never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .to_string();
-        RunningEmulator { child, url }
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lpdrop"));
+        RunningEmulator(lpdrop_testkit::EmulatorProcess::start(
+            bin,
+            &["--per-day", &per_day.to_string()],
+        ))
     }
-}
 
-impl Drop for RunningEmulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn url(&self) -> &str {
+        &self.0.url
     }
 }
 
@@ -245,7 +228,7 @@ fn sync_from_a_running_emulator_matches_its_data_set() {
     let dir = tempfile::tempdir().unwrap();
     // Deliberately unaligned bounds across two days: sub-windows, rounding overlap, exact filter.
     let (from, to) = ("2026-03-01T10:03:00Z", "2026-03-02T13:07:30Z");
-    let out = run(sync_cmd(&emulator.url, "emulator")
+    let out = run(sync_cmd(emulator.url(), "emulator")
         .args(["sync", "--from", from, "--to", to, "--out"])
         .arg(dir.path()));
     assert!(out.status.success());
@@ -280,7 +263,7 @@ fn sync_from_a_running_emulator_matches_its_data_set() {
 fn sync_with_a_wrong_secret_fails_clearly_and_commits_nothing() {
     let emulator = RunningEmulator::start(200);
     let dir = tempfile::tempdir().unwrap();
-    let out = run(sync_cmd(&emulator.url, "not-the-secret")
+    let out = run(sync_cmd(emulator.url(), "not-the-secret")
         .args([
             "sync",
             "--from",

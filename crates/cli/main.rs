@@ -3,10 +3,14 @@
 //! This binary is flags and wiring only; the work happens in the library crates.
 //! Exit codes: 0 success, 1 the command failed (message on stderr), 2 bad usage.
 
+mod convert;
 mod dest;
+mod jobs_cmd;
 mod pipeline;
+mod schedule;
 mod schema_cmd;
 mod sync;
+mod worker;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -24,6 +28,17 @@ use crate::sync::{DEFAULT_SUB_WINDOW_MS, SyncRequest, print_summary, run_sync};
 #[derive(Parser)]
 #[command(name = "lpdrop", version, about = "LivePerson conversations to relational parquet drops on S3 or a local folder", long_about = None)]
 struct Cli {
+    /// The job queue: a SQLite file (created when missing) or postgres://user@host/db (TLS
+    /// required unless the host is loopback). Used by jobs, worker and schedule.
+    #[arg(
+        long,
+        global = true,
+        env = "LPDROP_QUEUE",
+        hide_env_values = true,
+        default_value = lpdrop_jobs::DEFAULT_QUEUE,
+        value_name = "URL"
+    )]
+    queue: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,19 +115,67 @@ enum Command {
         #[command(flatten)]
         s3: S3Args,
     },
+    /// Manage the job queue: add jobs (one per window), list, show, cancel, retry.
+    ///
+    /// Example: lpdrop jobs add --from 2026-11-01 --to 2026-11-21 --split 1d --out ./drops
+    Jobs {
+        #[command(subcommand)]
+        command: jobs_cmd::JobsCommand,
+    },
+    /// Lease jobs from the queue and run them, each into exactly one committed drop. Any number
+    /// of workers (processes, machines with a Postgres queue) can share one queue.
+    ///
+    /// Credentials come from LP_APP_KEY, LP_APP_SECRET, LP_ACCESS_TOKEN and
+    /// LP_ACCESS_TOKEN_SECRET (never from the queue); the account comes from each job.
+    ///
+    /// Example: lpdrop worker --concurrency 4 --once
+    Worker(Box<worker::WorkerArgs>),
+    /// Enqueue the next windows after the watermark of an account and source, up to
+    /// now - delay. Run it every few minutes from cron or a Kubernetes CronJob.
+    ///
+    /// Example: lpdrop schedule --every 1h --delay 10m --start 2026-01-01 --out s3://bucket/folder
+    Schedule(Box<schedule::ScheduleArgs>),
     /// Serve the emulated LivePerson APIs on 127.0.0.1 until interrupted.
     ///
     /// Example: lpdrop emulator --port 8080
     Emulator {
+        #[command(subcommand)]
+        action: Option<EmulatorAction>,
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Seed of the synthetic data set.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Synthetic conversations per day.
-        #[arg(long, default_value_t = 2000, value_name = "N")]
-        per_day: u32,
+        #[command(flatten)]
+        data: EmulatorData,
+        /// Faults to inject, e.g. "429=0.05,500=0.1,truncate=0.01,partial=0.01,seed=7"; also
+        /// "rps=50,latency=20ms" for a request-rate limit (see the emulator crate's docs).
+        #[arg(long, default_value = "none", value_name = "SPEC")]
+        faults: lpdrop_emulator::Faults,
+        /// Serve LivePerson's own example payloads as they are instead of synthetic data.
+        #[arg(long)]
+        vendor_fixtures: bool,
+    },
+    /// Build a drop from saved Messaging Interactions search pages (one JSON response per
+    /// file, read in name order), as teams already keep them.
+    ///
+    /// Example: lpdrop convert --input ./saved-pages --out ./drops
+    Convert {
+        /// Folder of saved search responses (*.json).
+        #[arg(long, value_name = "DIR")]
+        input: std::path::PathBuf,
+        /// Where to publish the drop: a local folder or s3://bucket/prefix.
+        #[arg(long, value_name = "DEST")]
+        out: String,
+        /// Account of the pages (default: the first record's brandId).
+        #[arg(long, env = "LP_ACCOUNT_ID", value_name = "ID")]
+        account_id: Option<String>,
+        /// Keep only conversations that started at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_name = "T", requires = "to")]
+        from: Option<String>,
+        /// Keep only conversations that started before this time.
+        #[arg(long, value_name = "T", requires = "from")]
+        to: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
     },
     /// Print the data dictionary or the machine-readable table definitions.
     ///
@@ -120,6 +183,51 @@ enum Command {
     Schema {
         #[arg(long, value_enum, default_value_t = schema_cmd::SchemaFormat::Markdown)]
         format: schema_cmd::SchemaFormat,
+    },
+}
+
+/// The emulator's synthetic data set.
+#[derive(clap::Args)]
+struct EmulatorData {
+    /// Seed of the synthetic data set.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Synthetic conversations per day.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    per_day: u32,
+    /// Synthetic chats (Engagement History) per day.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    chats_per_day: u32,
+}
+
+impl EmulatorData {
+    fn config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            seed: self.seed,
+            per_day: self.per_day,
+            chats_per_day: self.chats_per_day,
+            ..EmulatorConfig::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum EmulatorAction {
+    /// Write saved search pages of the synthetic data set (the input of `lpdrop convert`).
+    ///
+    /// Example: lpdrop emulator dump --conversations 100000 --out ./saved-pages
+    Dump {
+        /// How many conversations, from the start of the data set.
+        #[arg(long, value_name = "N")]
+        conversations: u64,
+        /// Folder to write the pages to.
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// Conversations per page (LivePerson pages hold at most 100).
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        page_size: u64,
+        #[command(flatten)]
+        data: EmulatorData,
     },
 }
 
@@ -135,6 +243,14 @@ enum SourceKind {
 struct LpArgs {
     #[arg(long, env = "LP_ACCOUNT_ID", value_name = "ID")]
     account_id: String,
+    #[command(flatten)]
+    keys: LpKeys,
+}
+
+/// LivePerson endpoint and API key. Secrets come from the environment (or flags) only: they are
+/// never stored in the queue, and `--help` does not show their values.
+#[derive(clap::Args, Clone)]
+pub(crate) struct LpKeys {
     /// Domain API base URL; https, or http on loopback only.
     #[arg(long, env = "LP_DOMAIN", default_value = DEFAULT_DOMAIN, value_name = "URL")]
     domain: String,
@@ -148,18 +264,24 @@ struct LpArgs {
     access_token_secret: String,
 }
 
-impl LpArgs {
-    fn client_config(self) -> ClientConfig {
+impl LpKeys {
+    pub(crate) fn client_config(&self, account_id: &str) -> ClientConfig {
         ClientConfig::new(
-            self.domain,
-            self.account_id,
+            self.domain.clone(),
+            account_id,
             ApiKey {
-                app_key: self.app_key,
-                app_secret: self.app_secret,
-                access_token: self.access_token,
-                access_token_secret: self.access_token_secret,
+                app_key: self.app_key.clone(),
+                app_secret: self.app_secret.clone(),
+                access_token: self.access_token.clone(),
+                access_token_secret: self.access_token_secret.clone(),
             },
         )
+    }
+}
+
+impl LpArgs {
+    fn client_config(self) -> ClientConfig {
+        self.keys.client_config(&self.account_id)
     }
 }
 
@@ -186,6 +308,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
+        Command::Worker(args) => worker::run(&cli.queue, *args).await,
+        Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
         Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3).await,
         Command::Verify { drop, s3 } => verify(&drop, &s3).await,
         Command::Gc {
@@ -218,16 +343,59 @@ async fn run(cli: Cli) -> Result<()> {
                 sub_window_ms: DEFAULT_SUB_WINDOW_MS,
                 drop: None,
                 job: None,
+                fence: None,
             })
             .await?;
             print_summary(&report);
             Ok(())
         }
         Command::Emulator {
+            action:
+                Some(EmulatorAction::Dump {
+                    conversations,
+                    out,
+                    page_size,
+                    data,
+                }),
+            ..
+        } => dump_pages(conversations, &out, page_size, &data),
+        Command::Emulator {
+            action: None,
             port,
-            seed,
-            per_day,
-        } => serve_emulator(port, seed, per_day).await,
+            data,
+            faults,
+            vendor_fixtures,
+        } => {
+            let config = EmulatorConfig {
+                faults,
+                vendor_fixtures,
+                ..data.config()
+            };
+            serve_emulator(port, config).await
+        }
+        Command::Convert {
+            input,
+            out,
+            account_id,
+            from,
+            to,
+            s3,
+        } => {
+            let window = match (from, to) {
+                (Some(f), Some(t)) => Some(Window::parse(&f, &t)?),
+                _ => None,
+            };
+            let report = convert::run_convert(convert::ConvertRequest {
+                input,
+                dest: Destination::parse(&out)?,
+                s3,
+                account_id,
+                window,
+            })
+            .await?;
+            print_summary(&report);
+            Ok(())
+        }
         Command::Schema { format } => {
             print!("{}", schema_cmd::render(format));
             Ok(())
@@ -235,12 +403,27 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve_emulator(port: u16, seed: u64, per_day: u32) -> Result<()> {
-    let config = EmulatorConfig {
-        seed,
-        per_day,
-        ..EmulatorConfig::default()
-    };
+fn dump_pages(
+    conversations: u64,
+    out: &std::path::Path,
+    page_size: u64,
+    data: &EmulatorData,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let dataset = lpdrop_emulator::Dataset::new(&data.config());
+    let (files, bytes) =
+        lpdrop_emulator::dump::write_pages(&dataset, 0, conversations, page_size, out)
+            .with_context(|| format!("cannot write pages to {}", out.display()))?;
+    println!(
+        "Wrote {conversations} conversations in {files} pages ({:.1} MB) to {} in {:.1} s",
+        bytes as f64 / 1e6,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve_emulator(port: u16, config: EmulatorConfig) -> Result<()> {
     let account = config.account_id.clone();
     let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
@@ -294,6 +477,7 @@ async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
         sub_window_ms: DEFAULT_SUB_WINDOW_MS,
         drop: None,
         job: None,
+        fence: None,
     })
     .await;
     emulator.shutdown().await;

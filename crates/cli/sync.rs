@@ -30,6 +30,8 @@ pub struct SyncRequest {
     pub drop: Option<PlannedDrop>,
     /// The queued job this run answers, for the manifest.
     pub job: Option<JobRef>,
+    /// For queued jobs: refuses the commit once the worker no longer holds the job's lease.
+    pub fence: Option<CommitFence>,
 }
 
 /// A drop's identity decided ahead of writing: its root key follows from these and the prefix.
@@ -61,8 +63,13 @@ impl Default for PlannedDrop {
 pub struct SyncReport {
     pub drop: CommittedDrop,
     pub stats: ConvertStats,
+    /// Conversations still OPEN at extraction, to fetch again once closed.
+    pub open_conversation_ids: Vec<String>,
     pub elapsed: Duration,
 }
+
+/// Asked right before the manifest and the marker are written; an `Err` stops the commit.
+pub type CommitFence = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
     let started = Instant::now();
@@ -87,7 +94,8 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
         let mut converter = Converter::new(writer, lineage);
         let mut last = Instant::now();
         while let Some(page) = rx.blocking_recv() {
-            converter.page(&page)?;
+            let origin = format!("MI search {} offset {}", page.window, page.offset);
+            converter.page(&page.body, Some(page.window), &origin)?;
             if show_progress && last.elapsed() >= Duration::from_secs(1) {
                 last = Instant::now();
                 let s = &converter.stats;
@@ -126,14 +134,19 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
         },
     };
     // The commit uploads through the sink, which blocks: keep it off the async workers.
-    let (drop, stats) = tokio::task::spawn_blocking(move || converter.commit(info))
-        .await
-        .context("the commit thread panicked")?
-        .context("committing the drop")?;
-    debug_assert!(fetch_stats.pages == stats.pages);
+    let fence = req.fence;
+    let converted = tokio::task::spawn_blocking(move || {
+        let may_commit = || fence.as_ref().map_or(Ok(()), |f| f());
+        converter.commit(info, &may_commit)
+    })
+    .await
+    .context("the commit thread panicked")?
+    .context("committing the drop")?;
+    debug_assert!(fetch_stats.pages == converted.stats.pages);
     Ok(SyncReport {
-        drop,
-        stats,
+        drop: converted.drop,
+        stats: converted.stats,
+        open_conversation_ids: converted.open_conversation_ids,
         elapsed: started.elapsed(),
     })
 }

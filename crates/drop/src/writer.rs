@@ -36,6 +36,8 @@ pub enum DropError {
     UnknownTable(String),
     #[error("the drop {0} already has an upload.complete marker")]
     AlreadyCommitted(String),
+    #[error("not committing: {0}")]
+    Fenced(String),
     #[error(transparent)]
     Layout(#[from] crate::layout::LayoutError),
 }
@@ -338,6 +340,17 @@ impl DropWriter {
     /// Commits the drop in the contract's order: every file durable, then `manifest.json`,
     /// then `upload.complete`, created only if absent. An error at any step leaves no marker.
     pub fn commit(self, info: DropInfo) -> Result<CommittedDrop, DropError> {
+        self.commit_fenced(info, &|| Ok(()))
+    }
+
+    /// [`DropWriter::commit`], asking `may_commit` right before the manifest and again right
+    /// before the marker: a queued job's worker that has lost its lease must not publish, since
+    /// another worker now owns the job.
+    pub fn commit_fenced(
+        self,
+        info: DropInfo,
+        may_commit: &dyn Fn() -> Result<(), String>,
+    ) -> Result<CommittedDrop, DropError> {
         let DropWriter {
             sink,
             layout,
@@ -408,6 +421,7 @@ impl DropWriter {
         };
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         let manifest_key = layout.manifest_key();
+        may_commit().map_err(DropError::Fenced)?;
         sink.put(&manifest_key, &manifest_bytes)?;
         let marker = Marker {
             format_version: MANIFEST_FORMAT_VERSION,
@@ -419,6 +433,7 @@ impl DropWriter {
         };
         let marker_key = layout.marker_key();
         let marker_bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
+        may_commit().map_err(DropError::Fenced)?;
         if !sink.put_if_absent(&marker_key, &marker_bytes)? {
             return Err(DropError::AlreadyCommitted(layout.root()));
         }

@@ -241,3 +241,40 @@ fn an_uncommitted_writer_leaves_no_marker() {
     assert!(!dir.path().join(layout.marker_key()).exists());
     assert!(!dir.path().join(layout.manifest_key()).exists());
 }
+
+#[test]
+fn a_closed_fence_stops_the_commit_before_the_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = layout();
+    let lineage = Lineage {
+        account_id: "1".into(),
+        drop_id: "d".into(),
+        extracted_at_ms: 0,
+    };
+    let mut writer = DropWriter::new(
+        Arc::new(LocalSink::new(dir.path())),
+        layout.clone(),
+        all_tables(),
+        WriterOptions::default(),
+    );
+    let mut tables = conversations(1);
+    write_all(&mut writer, &mut tables, &lineage);
+    // The lease is lost between the manifest and the marker: the second question says no.
+    let asked = std::cell::Cell::new(0);
+    let fence = || {
+        asked.set(asked.get() + 1);
+        if asked.get() == 1 {
+            Ok(())
+        } else {
+            Err("lease lost".to_string())
+        }
+    };
+    let err = writer.commit_fenced(info(), &fence).unwrap_err();
+    assert!(
+        err.to_string().contains("not committing: lease lost"),
+        "{err}"
+    );
+    assert_eq!(asked.get(), 2);
+    assert!(dir.path().join(layout.manifest_key()).exists());
+    assert!(!dir.path().join(layout.marker_key()).exists());
+}
