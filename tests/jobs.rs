@@ -592,18 +592,34 @@ impl Rng {
     }
 }
 
-#[test]
-fn workers_killed_at_random_on_postgres_leave_exactly_one_committed_drop_per_job() {
-    let pg = lpdrop_testkit::Postgres::start();
-    let queue = pg.create_database("crash");
-    // Big enough windows that a kill often lands mid-job.
-    let per_day = 96_000;
+/// Workers killed with SIGKILL at random moments and replaced, then a draining worker: every
+/// job must end `uploaded` with exactly one committed drop, the drops must hold exactly the
+/// emulator's conversations for the range, `verify` must accept each, and `gc` must leave
+/// nothing outside them.
+struct Crash {
+    per_day: u32,
+    from: &'static str,
+    to: &'static str,
+    split: &'static str,
+    workers: usize,
+    kills: usize,
+}
+
+fn crash_suite(queue: &str, c: Crash) {
+    let Crash {
+        per_day,
+        from,
+        to,
+        split,
+        workers: worker_count,
+        kills: kill_count,
+    } = c;
+    let queue = queue.to_string();
     let emulator = RunningEmulator::start(per_day);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T06:00:00Z");
     let added = run(with_queue(&queue, emulator.url())
-        .args(["jobs", "add", "--from", from, "--to", to, "--split", "30m"])
+        .args(["jobs", "add", "--from", from, "--to", to, "--split", split])
         .args(["--max-attempts", "100", "--out"])
         .arg(&out));
     assert!(added.status.success());
@@ -621,11 +637,11 @@ fn workers_killed_at_random_on_postgres_leave_exactly_one_committed_drop_per_job
         Spawned::new(cmd)
     };
     let mut rng = Rng::new();
-    let mut workers: Vec<Spawned> = (0..3).map(|_| worker()).collect();
+    let mut workers: Vec<Spawned> = (0..worker_count).map(|_| worker()).collect();
     workers[0].wait_for("attempt", Duration::from_secs(60));
     let mut kills = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while kills < 6 && Instant::now() < deadline {
+    while kills < kill_count && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
         let summary = jobs_json(&queue);
         if summary.iter().all(|j| j["state"] == "uploaded") {
@@ -640,7 +656,7 @@ fn workers_killed_at_random_on_postgres_leave_exactly_one_committed_drop_per_job
         workers.push(worker());
     }
     assert!(
-        kills >= 3,
+        kills >= kill_count.min(3),
         "the queue drained before the workers could be killed"
     );
     // A draining worker takes over whatever the killed ones held, once their leases expire.
@@ -680,6 +696,56 @@ fn workers_killed_at_random_on_postgres_leave_exactly_one_committed_drop_per_job
     for drop in &committed {
         assert!(run(lpdrop().arg("verify").arg(drop)).status.success());
     }
+}
+
+#[test]
+fn workers_killed_at_random_on_postgres_leave_exactly_one_committed_drop_per_job() {
+    let pg = lpdrop_testkit::Postgres::start();
+    // Big windows, so that a kill often lands mid-job.
+    crash_suite(
+        &pg.create_database("crash"),
+        Crash {
+            per_day: 96_000,
+            from: "2026-03-01T00:00:00Z",
+            to: "2026-03-01T06:00:00Z",
+            split: "30m",
+            workers: 3,
+            kills: 6,
+        },
+    );
+}
+
+#[test]
+fn two_hundred_hourly_jobs_on_postgres_survive_random_kills() {
+    let pg = lpdrop_testkit::Postgres::start();
+    crash_suite(
+        &pg.create_database("hourly"),
+        Crash {
+            per_day: 2_400,
+            from: "2026-03-01T00:00:00Z",
+            to: "2026-03-09T08:00:00Z",
+            split: "1h",
+            workers: 4,
+            kills: 8,
+        },
+    );
+}
+
+#[test]
+fn one_sqlite_worker_killed_at_random_leaves_exactly_one_committed_drop_per_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue.db");
+    crash_suite(
+        queue.to_str().unwrap(),
+        Crash {
+            per_day: 2_400,
+            from: "2026-03-01T00:00:00Z",
+            to: "2026-03-03T00:00:00Z",
+            split: "1h",
+            workers: 1,
+            kills: 4,
+        },
+    );
 }
 
 #[test]
