@@ -194,16 +194,16 @@ fn demo_publishes_one_committed_drop() {
 }
 
 /// `lpdrop emulator` on a free port, stopped when dropped.
-/// `lpdrop emulator` on a free port, stopped when dropped.
 struct RunningEmulator(lpdrop_testkit::EmulatorProcess);
 
 impl RunningEmulator {
     fn start(per_day: u32) -> Self {
+        Self::with_args(&["--per-day", &per_day.to_string()])
+    }
+
+    fn with_args(args: &[&str]) -> Self {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lpdrop"));
-        RunningEmulator(lpdrop_testkit::EmulatorProcess::start(
-            bin,
-            &["--per-day", &per_day.to_string()],
-        ))
+        RunningEmulator(lpdrop_testkit::EmulatorProcess::start(bin, args))
     }
 
     fn url(&self) -> &str {
@@ -257,6 +257,93 @@ fn sync_from_a_running_emulator_matches_its_data_set() {
         "2026-03-01T10:03:00.000Z"
     );
     assert_eq!(manifest["source"]["window_to"], "2026-03-02T13:07:30.000Z");
+}
+
+#[test]
+fn chat_sync_over_more_than_a_month_holds_every_ended_chat_once() {
+    let emulator = RunningEmulator::with_args(&["--chats-per-day", "40"]);
+    let dir = tempfile::tempdir().unwrap();
+    // 40 days: more than the Engagement History API's one-month limit, so the client splits.
+    let (from, to) = ("2026-01-10T06:00:00Z", "2026-02-19T06:00:00Z");
+    let out = run(sync_cmd(emulator.url(), "emulator")
+        .args([
+            "sync", "--source", "chat", "--from", from, "--to", to, "--out",
+        ])
+        .arg(dir.path()));
+    assert!(out.status.success());
+    let drops = committed_drops(dir.path());
+    assert_eq!(drops.len(), 1);
+    let manifest = check_drop(dir.path(), &drops[0]);
+    assert_eq!(manifest["source"]["api"], "engagement_history");
+    assert_eq!(manifest["source"]["time_basis"], "chat_start");
+    let dataset = lpdrop_emulator::Dataset::new(&lpdrop_emulator::EmulatorConfig {
+        chats_per_day: 40,
+        ..Default::default()
+    });
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let expected = dataset.chat_index_range(ms(from), ms(to) - 1);
+    assert!(expected.end - expected.start > 1_500, "{expected:?}");
+    assert_eq!(
+        table_rows(&manifest, "chats"),
+        expected.end - expected.start
+    );
+    assert_eq!(
+        manifest["source"]["conversations"],
+        expected.end - expected.start
+    );
+    let tables: Vec<&str> = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(tables.contains(&"chat_lines") && !tables.contains(&"conversations"));
+    assert!(table_rows(&manifest, "chat_lines") > table_rows(&manifest, "chats"));
+}
+
+#[test]
+fn dimension_sync_holds_every_agent_skill_and_group_deleted_ones_included() {
+    let emulator = RunningEmulator::start(10);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(sync_cmd(emulator.url(), "emulator")
+        .args([
+            "sync",
+            "--source",
+            "dimensions",
+            "--from",
+            "2026-11-20",
+            "--to",
+            "2026-11-21",
+        ])
+        .arg("--out")
+        .arg(dir.path()));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("users, skills and agent groups"),
+        "{stdout}"
+    );
+    let drops = committed_drops(dir.path());
+    assert_eq!(drops.len(), 1);
+    let manifest = check_drop(dir.path(), &drops[0]);
+    assert_eq!(manifest["source"]["api"], "account_configuration");
+    for (table, entity) in [
+        ("agents", "users"),
+        ("skills", "skills"),
+        ("agent_groups", "agentGroups"),
+    ] {
+        let served = lpdrop_emulator::account_config_list(entity).unwrap();
+        assert!(
+            served
+                .iter()
+                .any(|e| e["deleted"] == true || e["deleted"] == "true")
+        );
+        assert_eq!(table_rows(&manifest, table), served.len() as u64, "{table}");
+    }
 }
 
 #[test]

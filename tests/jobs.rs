@@ -290,13 +290,13 @@ fn split_jobs_drained_by_worker_once_give_one_committed_drop_each() {
 }
 
 #[test]
-fn jobs_commands_cancel_retry_and_unsupported_sources() {
+fn jobs_commands_cancel_retry_and_dead_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("q.db").display().to_string();
     let out = dir.path().join("out");
-    // No emulator: nothing here reaches LivePerson.
+    let emulator = RunningEmulator::start(20);
     let lp = |args: &[&str]| {
-        let mut cmd = with_queue(&queue, "http://127.0.0.1:9");
+        let mut cmd = with_queue(&queue, emulator.url());
         cmd.args(args);
         run(&mut cmd)
     };
@@ -311,6 +311,8 @@ fn jobs_commands_cancel_retry_and_unsupported_sources() {
             "2026-03-02",
             "--source",
             "chat",
+            "--max-attempts",
+            "1",
             "--out",
             &out_s
         ])
@@ -334,18 +336,19 @@ fn jobs_commands_cancel_retry_and_unsupported_sources() {
     let cancel = lp(&["jobs", "cancel", "2"]);
     assert!(stdout(&cancel).contains("job 2 is cancelled"));
 
-    // The chat job fails clearly (not a panic) and is dead: no retry can help.
-    let worker = lp(&["worker", "--once"]);
+    // With a wrong secret the chat job fails clearly (not a panic), and with one attempt
+    // allowed it is dead at once; the secret never reaches the messages.
+    let worker = run(with_queue(&queue, emulator.url())
+        .env("LP_APP_SECRET", "wrong-s3cret")
+        .args(["worker", "--once"]));
     assert_eq!(worker.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&worker.stderr);
-    assert!(
-        stderr.contains("source chat is not supported yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("401"), "{stderr}");
     assert!(stderr.contains("1 job ended dead"), "{stderr}");
+    assert!(!stderr.contains("wrong-s3cret"), "{stderr}");
     let show = lp(&["jobs", "show", "1"]);
     assert!(stdout(&show).contains("state          dead"));
-    assert!(stdout(&show).contains("not supported yet"));
+    assert!(stdout(&show).contains("401"), "{}", stdout(&show));
     let jobs = jobs_json(&queue);
     assert_eq!(jobs[0]["state"], "dead");
     assert_eq!(jobs[1]["state"], "cancelled");
@@ -366,6 +369,32 @@ fn jobs_commands_cancel_retry_and_unsupported_sources() {
     assert_eq!(states, ["queued", "queued"]);
     let filtered = lp(&["jobs", "list", "--state", "dead"]);
     assert!(stdout(&filtered).contains("(no jobs)"));
+    // With the right secret both run: the chat job into a drop of chat tables.
+    let worker = lp(&["worker", "--once"]);
+    assert!(
+        worker.status.success(),
+        "{}",
+        String::from_utf8_lossy(&worker.stderr)
+    );
+    let jobs = jobs_json(&queue);
+    assert!(jobs.iter().all(|j| j["state"] == "uploaded"), "{jobs:?}");
+    let drops = committed_drops(&out);
+    assert_eq!(drops.len(), 2);
+    let apis: BTreeSet<String> = drops
+        .iter()
+        .map(|d| {
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap();
+            m["source"]["api"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        apis,
+        BTreeSet::from([
+            "engagement_history".to_string(),
+            "messaging_interactions".to_string()
+        ])
+    );
 
     // Mistakes are named.
     let missing = lp(&["jobs", "show", "99"]);

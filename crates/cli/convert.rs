@@ -92,7 +92,8 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
                 }
             }
         });
-        let mut converter = Converter::for_saved_pages(writer, lineage);
+        let mut converter =
+            Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging);
         let mut last = Instant::now();
         let mut done = 0usize;
         for (file, bytes) in rx {

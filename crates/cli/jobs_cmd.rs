@@ -73,7 +73,8 @@ pub struct AddArgs {
     /// 1d windows at midnight), e.g. 1h, 6h, 1d.
     #[arg(long, value_name = "DURATION")]
     split: Option<String>,
-    /// Which API to read (only messaging runs in this version).
+    /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
+    /// (agents, skills, agent groups: a snapshot per job).
     #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
     source: SourceKind,
     /// Only conversations that held this skill (repeatable).
@@ -201,11 +202,6 @@ async fn add(queue: &Queue, args: AddArgs) -> Result<()> {
         println!(
             "  ... up to job {} (lpdrop jobs list)",
             ids.last().expect("non-empty")
-        );
-    }
-    if source != Source::Messaging {
-        println!(
-            "note: only messaging jobs can run in this version; a worker will mark these dead"
         );
     }
     println!("Run them with: lpdrop worker (or lpdrop worker --once)");

@@ -76,7 +76,8 @@ enum Command {
         /// Where to publish the drop: a local folder or s3://bucket/prefix.
         #[arg(long, value_name = "DEST")]
         out: String,
-        /// Which API to read (only messaging in this version).
+        /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
+        /// (agents, skills, agent groups: a snapshot; the window only labels the drop).
         #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
         source: SourceKind,
         /// Only conversations that held this skill (repeatable).
@@ -231,11 +232,28 @@ enum EmulatorAction {
     },
 }
 
+/// `--source`: messaging (Messaging Interactions conversations), chat (Engagement History
+/// legacy chats) or dimensions (agents, skills and agent groups from the account configuration).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SourceKind {
     Messaging,
     Chat,
     Dimensions,
+}
+
+impl From<SourceKind> for lpdrop_tables::Source {
+    fn from(s: SourceKind) -> Self {
+        table_source(lpdrop_jobs::Source::from(s))
+    }
+}
+
+/// The tables a job's source fills (the queue and the table crate each name the sources).
+fn table_source(s: lpdrop_jobs::Source) -> lpdrop_tables::Source {
+    match s {
+        lpdrop_jobs::Source::Messaging => lpdrop_tables::Source::Messaging,
+        lpdrop_jobs::Source::Chat => lpdrop_tables::Source::Chat,
+        lpdrop_jobs::Source::Dimensions => lpdrop_tables::Source::Dimensions,
+    }
 }
 
 /// LivePerson account, endpoint and API key (OAuth 1.0a).
@@ -328,11 +346,9 @@ async fn run(cli: Cli) -> Result<()> {
             lp,
             s3,
         } => {
-            if source != SourceKind::Messaging {
-                anyhow::bail!("only --source messaging is available in this version");
-            }
             let report = run_sync(SyncRequest {
                 client: (*lp).client_config(),
+                source: source.into(),
                 window: Window::parse(&from, &to)?,
                 filters: SearchFilters {
                     skill_ids: skills,
@@ -470,6 +486,7 @@ async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
     );
     let result = run_sync(SyncRequest {
         client: ClientConfig::new(emulator.domain_url(), account, key),
+        source: lpdrop_tables::Source::Messaging,
         window,
         filters: SearchFilters::default(),
         dest,

@@ -6,9 +6,14 @@ use std::hash::{BuildHasher, RandomState};
 
 use anyhow::{Context, Result};
 use lpdrop_drop::{CommittedDrop, DropInfo, DropWriter};
-use lpdrop_liveperson::Window;
-use lpdrop_liveperson::page::{decode_record, parse_page};
-use lpdrop_tables::{Lineage, MessagingTables, QuarantinedRecord};
+use lpdrop_liveperson::page::{
+    decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
+    parse_chat_page, parse_entity_list, parse_page,
+};
+use lpdrop_liveperson::{AccountEntity, Window};
+use lpdrop_tables::{
+    ChatTables, DimensionTables, Lineage, MessagingTables, QuarantinedRecord, Source, TableBuffer,
+};
 
 /// Rows per record batch handed to the parquet writer.
 const BATCH_ROWS: usize = 8192;
@@ -20,7 +25,10 @@ const BATCH_BYTES: usize = 16 << 20;
 pub struct ConvertStats {
     pub pages: u64,
     pub records: u64,
+    /// Conversations (messaging) or chats (chat) written; 0 for dimension drops.
     pub conversations: u64,
+    /// Users, skills and agent groups written (dimension drops).
+    pub entities: u64,
     pub open_conversations: u64,
     /// Returned because the API widens windows to 10 minutes; they belong to a neighbour.
     pub outside_window: u64,
@@ -45,9 +53,34 @@ enum Dedup {
     },
 }
 
+/// The table buffers of one source: a drop holds the tables of exactly one.
+enum Tables {
+    Messaging(MessagingTables),
+    Chat(ChatTables),
+    Dimensions(DimensionTables),
+}
+
+impl Tables {
+    fn of(source: Source) -> Self {
+        match source {
+            Source::Messaging => Tables::Messaging(MessagingTables::new()),
+            Source::Chat => Tables::Chat(ChatTables::new()),
+            Source::Dimensions => Tables::Dimensions(DimensionTables::new()),
+        }
+    }
+
+    fn buffers_mut(&mut self) -> &mut [TableBuffer] {
+        match self {
+            Tables::Messaging(t) => t.buffers_mut(),
+            Tables::Chat(t) => t.buffers_mut(),
+            Tables::Dimensions(t) => t.buffers_mut(),
+        }
+    }
+}
+
 pub struct Converter {
     writer: DropWriter,
-    tables: MessagingTables,
+    tables: Tables,
     lineage: Lineage,
     dedup: Dedup,
     /// Earliest and latest start time kept, for a manifest window when none was given.
@@ -60,10 +93,11 @@ pub struct Converter {
 
 impl Converter {
     /// For `sync`: de-duplicates within each sub-window.
-    pub fn new(writer: DropWriter, lineage: Lineage) -> Self {
+    pub fn new(writer: DropWriter, lineage: Lineage, source: Source) -> Self {
         Self::with_dedup(
             writer,
             lineage,
+            source,
             Dedup::PerWindow {
                 current: None,
                 seen: HashSet::new(),
@@ -72,10 +106,11 @@ impl Converter {
     }
 
     /// For `convert`: de-duplicates across every page.
-    pub fn for_saved_pages(writer: DropWriter, lineage: Lineage) -> Self {
+    pub fn for_saved_pages(writer: DropWriter, lineage: Lineage, source: Source) -> Self {
         Self::with_dedup(
             writer,
             lineage,
+            source,
             Dedup::Global {
                 hasher: RandomState::new(),
                 seen: HashSet::new(),
@@ -83,10 +118,10 @@ impl Converter {
         )
     }
 
-    fn with_dedup(writer: DropWriter, lineage: Lineage, dedup: Dedup) -> Self {
+    fn with_dedup(writer: DropWriter, lineage: Lineage, source: Source, dedup: Dedup) -> Self {
         Converter {
             writer,
-            tables: MessagingTables::new(),
+            tables: Tables::of(source),
             lineage,
             dedup,
             start_range: None,
@@ -113,6 +148,39 @@ impl Converter {
     /// widens windows to 10 minutes, so they belong to a neighbour. `origin` names the page in
     /// quarantine entries.
     pub fn page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
+        match self.tables {
+            Tables::Messaging(_) => self.messaging_page(body, window, origin),
+            Tables::Chat(_) => self.chat_page(body, window, origin),
+            Tables::Dimensions(_) => {
+                anyhow::bail!("{origin}: a dimension drop takes entity lists, not search pages")
+            }
+        }
+    }
+
+    fn quarantine(
+        &mut self,
+        reason: String,
+        origin: String,
+        raw: &serde_json::value::RawValue,
+    ) -> Result<()> {
+        self.stats.quarantined += 1;
+        self.writer.quarantine(&QuarantinedRecord {
+            reason,
+            origin,
+            record: raw.get().to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// Widens the kept start-time range by `start`.
+    fn saw_start(&mut self, start: i64) {
+        self.start_range = Some(match self.start_range {
+            None => (start, start),
+            Some((lo, hi)) => (lo.min(start), hi.max(start)),
+        });
+    }
+
+    fn messaging_page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
         let parsed = parse_page(body)
             .map_err(anyhow::Error::msg)
             .with_context(|| origin.to_string())?;
@@ -123,12 +191,7 @@ impl Converter {
             let conversation = match decode_record(raw) {
                 Ok(c) => c,
                 Err(reason) => {
-                    self.stats.quarantined += 1;
-                    self.writer.quarantine(&QuarantinedRecord {
-                        reason,
-                        origin: format!("{origin} record {i}"),
-                        record: raw.get().to_string(),
-                    })?;
+                    self.quarantine(reason, format!("{origin} record {i}"), raw)?;
                     continue;
                 }
             };
@@ -155,12 +218,87 @@ impl Converter {
                 self.stats.open_conversations += 1;
                 self.open_conversation_ids.push(id.to_string());
             }
-            self.start_range = Some(match self.start_range {
-                None => (start, start),
-                Some((lo, hi)) => (lo.min(start), hi.max(start)),
-            });
-            self.tables.append(&conversation);
+            self.saw_start(start);
+            if let Tables::Messaging(tables) = &mut self.tables {
+                tables.append(&conversation);
+            }
             self.stats.conversations += 1;
+        }
+        self.flush(false)
+    }
+
+    /// An Engagement History page: the same rules as a messaging page, keyed by engagement id
+    /// (the API returns ended chats only, so none is open).
+    fn chat_page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
+        let parsed = parse_chat_page(body)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| origin.to_string())?;
+        self.stats.pages += 1;
+        self.stats.input_bytes += body.len() as u64;
+        for (i, raw) in parsed.records.iter().enumerate() {
+            self.stats.records += 1;
+            let chat = match decode_chat_record(raw) {
+                Ok(c) => c,
+                Err(reason) => {
+                    self.quarantine(reason, format!("{origin} record {i}"), raw)?;
+                    continue;
+                }
+            };
+            let start = chat
+                .info
+                .start_time_l
+                .0
+                .expect("checked by decode_chat_record");
+            if window.is_some_and(|w| !w.contains(start)) {
+                self.stats.outside_window += 1;
+                continue;
+            }
+            let id = chat
+                .info
+                .engagement_id
+                .0
+                .as_deref()
+                .expect("checked by decode_chat_record");
+            if !self.first_sighting(window, id) {
+                self.stats.duplicates += 1;
+                continue;
+            }
+            self.saw_start(start);
+            if let Tables::Chat(tables) = &mut self.tables {
+                tables.append(&chat);
+            }
+            self.stats.conversations += 1;
+        }
+        self.flush(false)
+    }
+
+    /// One account configuration list (users, skills or agent groups) for a dimension drop.
+    /// Every entity is kept: deleted ones too, flagged in their `deleted` column.
+    pub fn entities(&mut self, entity: AccountEntity, body: &[u8], origin: &str) -> Result<()> {
+        let Tables::Dimensions(_) = self.tables else {
+            anyhow::bail!("{origin}: only a dimension drop takes entity lists");
+        };
+        let list = parse_entity_list(body)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| origin.to_string())?;
+        self.stats.pages += 1;
+        self.stats.input_bytes += body.len() as u64;
+        for (i, raw) in list.iter().enumerate() {
+            self.stats.records += 1;
+            let Tables::Dimensions(tables) = &mut self.tables else {
+                unreachable!("checked above");
+            };
+            let appended = match entity {
+                AccountEntity::Users => decode_user(raw).map(|u| tables.append_user(&u)),
+                AccountEntity::Skills => decode_skill(raw).map(|k| tables.append_skill(&k)),
+                AccountEntity::AgentGroups => {
+                    decode_agent_group(raw).map(|g| tables.append_agent_group(&g))
+                }
+            };
+            match appended {
+                Ok(()) => self.stats.entities += 1,
+                Err(reason) => self.quarantine(reason, format!("{origin} entity {i}"), raw)?,
+            }
         }
         self.flush(false)
     }

@@ -29,7 +29,8 @@ pub struct ScheduleArgs {
     /// Where the drops go: a local folder or s3://bucket/prefix.
     #[arg(long, env = "LPDROP_OUT", value_name = "DEST")]
     out: String,
-    /// Which API to read (only messaging runs in this version).
+    /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
+    /// (agents, skills, agent groups: a snapshot per window).
     #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
     source: SourceKind,
     /// Only conversations that held this skill (repeatable).

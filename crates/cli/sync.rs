@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use lpdrop_drop::{
     CommittedDrop, DropInfo, DropLayout, DropWriter, JobRef, SourceInfo, WriterOptions,
 };
-use lpdrop_liveperson::{Client, ClientConfig, FetchedPage, SearchFilters, Window};
-use lpdrop_tables::{Lineage, MESSAGING_TABLES};
+use lpdrop_liveperson::{AccountEntity, Client, ClientConfig, FetchedPage, SearchFilters, Window};
+use lpdrop_tables::{Lineage, Source, tables_of};
 use tokio::sync::mpsc;
 
 use crate::dest::{Destination, S3Args, open_sink};
@@ -20,6 +20,9 @@ pub const DEFAULT_SUB_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 pub struct SyncRequest {
     pub client: ClientConfig,
+    /// Which API: Messaging Interactions, Engagement History, or the account configuration
+    /// (a snapshot of agents, skills and groups; the window only labels it).
+    pub source: Source,
     pub window: Window,
     pub filters: SearchFilters,
     pub dest: Destination,
@@ -74,7 +77,7 @@ pub type CommitFence = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sy
 pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
     let started = Instant::now();
     let account_id = req.client.account_id.clone();
-    let client = Client::connect(req.client)
+    let client = Client::connect(req.client.clone())
         .await
         .context("cannot reach the LivePerson Domain API")?;
     let sink = open_sink(&req.dest, &req.s3).await?;
@@ -84,38 +87,19 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
         drop_id: layout.id().to_string(),
         extracted_at_ms: layout.created_at().timestamp_millis(),
     };
-    let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, WriterOptions::default());
-
-    // Fetching (async, concurrent) and converting (CPU-bound, on a blocking thread) overlap;
-    // the bounded channel keeps memory flat when one side is faster.
-    let (tx, mut rx) = mpsc::channel::<FetchedPage>(16);
-    let show_progress = std::io::stderr().is_terminal();
-    let converter = tokio::task::spawn_blocking(move || -> Result<Converter> {
-        let mut converter = Converter::new(writer, lineage);
-        let mut last = Instant::now();
-        while let Some(page) = rx.blocking_recv() {
-            let origin = format!("MI search {} offset {}", page.window, page.offset);
-            converter.page(&page.body, Some(page.window), &origin)?;
-            if show_progress && last.elapsed() >= Duration::from_secs(1) {
-                last = Instant::now();
-                let s = &converter.stats;
-                eprint!(
-                    "\r  {} pages, {} conversations, window {}   ",
-                    s.pages, s.conversations, page.window
-                );
-            }
-        }
-        Ok(converter)
-    });
-    let fetched = client
-        .fetch_window(req.window, &req.filters, req.sub_window_ms, tx)
-        .await;
-    let converter = converter.await.context("the converter thread panicked")??;
-    if show_progress {
-        eprintln!();
-    }
-    // A fetch error drops the writer uncommitted: no marker, so readers never trust the files.
-    let fetch_stats = fetched.with_context(|| format!("fetching {}", req.window))?;
+    let writer = DropWriter::new(
+        sink,
+        layout,
+        tables_of(req.source),
+        WriterOptions::default(),
+    );
+    let converter = Converter::new(writer, lineage, req.source);
+    let converter = match req.source {
+        Source::Dimensions => convert_account_config(&client, converter).await?,
+        Source::Messaging | Source::Chat => convert_search(&client, &req, converter)
+            .await
+            .with_context(|| format!("fetching {}", req.window))?,
+    };
     let filters = serde_json::json!({
         "skill_ids": req.filters.skill_ids,
         "status": req.filters.status,
@@ -124,10 +108,10 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
         job: req.job,
         source: SourceInfo {
             account_id,
-            api: "messaging_interactions".into(),
+            api: api_name(req.source).into(),
             window_from: lpdrop_liveperson::window::fmt_ms(req.window.from_ms()),
             window_to: lpdrop_liveperson::window::fmt_ms(req.window.to_ms()),
-            time_basis: "conversation_start".into(),
+            time_basis: time_basis(req.source).into(),
             filters,
             conversations: 0,
             open_conversations: 0,
@@ -142,13 +126,107 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
     .await
     .context("the commit thread panicked")?
     .context("committing the drop")?;
-    debug_assert!(fetch_stats.pages == converted.stats.pages);
     Ok(SyncReport {
         drop: converted.drop,
         stats: converted.stats,
         open_conversation_ids: converted.open_conversation_ids,
         elapsed: started.elapsed(),
     })
+}
+
+/// The manifest's `source.api` for each source.
+pub fn api_name(source: Source) -> &'static str {
+    match source {
+        Source::Messaging => "messaging_interactions",
+        Source::Chat => "engagement_history",
+        Source::Dimensions => "account_configuration",
+    }
+}
+
+/// The manifest's `source.time_basis`: what the window applies to.
+pub fn time_basis(source: Source) -> &'static str {
+    match source {
+        Source::Messaging => "conversation_start",
+        Source::Chat => "chat_start",
+        // A snapshot taken at extraction: the window names the job, not the records.
+        Source::Dimensions => "extraction",
+    }
+}
+
+/// Pages a search window (messaging or chat) into the converter. Fetching (async, concurrent)
+/// and converting (CPU-bound, on a blocking thread) overlap; the bounded channel keeps memory
+/// flat when one side is faster. A fetch error drops the writer uncommitted: no marker, so
+/// readers never trust the files.
+async fn convert_search(
+    client: &Client,
+    req: &SyncRequest,
+    mut converter: Converter,
+) -> Result<Converter> {
+    let (tx, mut rx) = mpsc::channel::<FetchedPage>(16);
+    let show_progress = std::io::stderr().is_terminal();
+    let api = match req.source {
+        Source::Chat => "EH search",
+        _ => "MI search",
+    };
+    let converting = tokio::task::spawn_blocking(move || -> Result<Converter> {
+        let mut last = Instant::now();
+        while let Some(page) = rx.blocking_recv() {
+            let origin = format!("{api} {} offset {}", page.window, page.offset);
+            converter.page(&page.body, Some(page.window), &origin)?;
+            if show_progress && last.elapsed() >= Duration::from_secs(1) {
+                last = Instant::now();
+                let s = &converter.stats;
+                eprint!(
+                    "\r  {} pages, {} conversations, window {}   ",
+                    s.pages, s.conversations, page.window
+                );
+            }
+        }
+        Ok(converter)
+    });
+    let fetched = match req.source {
+        Source::Chat => {
+            client
+                .fetch_chat_window(req.window, &req.filters, req.sub_window_ms, tx)
+                .await
+        }
+        _ => {
+            client
+                .fetch_window(req.window, &req.filters, req.sub_window_ms, tx)
+                .await
+        }
+    };
+    let converter = converting
+        .await
+        .context("the converter thread panicked")??;
+    if show_progress {
+        eprintln!();
+    }
+    fetched?;
+    Ok(converter)
+}
+
+/// Reads the account configuration (users, skills, agent groups, deleted ones included) into
+/// a dimension drop.
+async fn convert_account_config(client: &Client, mut converter: Converter) -> Result<Converter> {
+    for entity in [
+        AccountEntity::Users,
+        AccountEntity::Skills,
+        AccountEntity::AgentGroups,
+    ] {
+        let answer = client
+            .account_config(entity, None)
+            .await
+            .with_context(|| format!("fetching the account configuration ({entity:?})"))?;
+        converter = tokio::task::spawn_blocking(move || -> Result<Converter> {
+            let origin = format!("account configuration {entity:?}");
+            converter.entities(entity, &answer.body, &origin)?;
+            Ok(converter)
+        })
+        .await
+        .context("the converter thread panicked")??;
+    }
+    Ok(converter)
 }
 
 /// The human summary printed at the end of `sync` and `demo`.
@@ -162,13 +240,20 @@ pub fn print_summary(report: &SyncReport) {
         "  window        [{}, {})",
         m.source.window_from, m.source.window_to
     );
-    println!(
-        "  conversations {} ({} still open) in {:.1} s, {:.0} conversations/s",
-        s.conversations,
-        s.open_conversations,
-        secs,
-        s.conversations as f64 / secs
-    );
+    if m.source.api == api_name(Source::Dimensions) {
+        println!(
+            "  entities      {} users, skills and agent groups in {:.1} s",
+            s.entities, secs
+        );
+    } else {
+        println!(
+            "  conversations {} ({} still open) in {:.1} s, {:.0} conversations/s",
+            s.conversations,
+            s.open_conversations,
+            secs,
+            s.conversations as f64 / secs
+        );
+    }
     println!(
         "  pages         {} ({:.1} MB of API JSON); {} outside the exact window, {} duplicates skipped",
         s.pages,

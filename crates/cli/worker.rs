@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use lpdrop_drop::{JobRef, Manifest};
 use lpdrop_jobs::{
-    Counts, DropRecord, FailOutcome, Heartbeat, Lease, Queue, QueueError, Source, backoff, fmt_ms,
+    Counts, DropRecord, FailOutcome, Heartbeat, Lease, Queue, QueueError, backoff, fmt_ms,
 };
 use lpdrop_liveperson::{SearchFilters, Window};
 use tokio::sync::watch;
@@ -555,13 +555,6 @@ async fn execute(
     may_commit: Arc<AtomicBool>,
 ) -> Result<Done, JobError> {
     let job = &lease.job;
-    if job.spec.source != Source::Messaging {
-        return Err(JobError::Permanent(format!(
-            "source {} is not supported yet: only messaging jobs can run in this version \
-             (cancel this job, or retry it with a newer lpdrop)",
-            job.spec.source
-        )));
-    }
     let dest = Destination::parse(&job.spec.dest)
         .map_err(|e| JobError::Permanent(format!("destination {}: {e:#}", job.spec.dest)))?;
     let window = Window::try_new(job.spec.window_from_ms, job.spec.window_to_ms)
@@ -634,6 +627,7 @@ async fn execute(
     let lp = &settings.lp;
     let report = run_sync(SyncRequest {
         client: lp.client_config(&job.spec.account_id),
+        source: crate::table_source(job.spec.source),
         window,
         filters: SearchFilters {
             skill_ids: job.spec.skill_ids.clone(),

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Open a committed lpdrop drop with real readers (DuckDB, pyarrow, pyspark) and check it.
 
-Usage: check_drop.py DROP_DIR [--no-spark]
+Usage: check_drop.py DROP_DIR [DROP_DIR ...] [--no-spark]
 
+Drops of every source are understood (messaging, chat, dimensions: manifest source.api).
 For every table in manifest.json, each reader must:
   - read the table's folder and count exactly the manifest's rows;
   - see every timestamp column as a UTC timestamp (not a string, not an integer);
-and every messages.conversation_id (and every other child table's) must exist in
-conversations. Exits non-zero with a message on the first failure.
+and every child row's key must exist in its parent table (messages.conversation_id in
+conversations, chat_lines.engagement_id in chats, agent_skills.agent_id in agents, ...), and
+searched records must start inside the drop's window. Exits non-zero with a message on the
+first failure.
 """
 
 import json
@@ -27,6 +30,31 @@ def load(drop):
     with open(os.path.join(drop, "manifest.json")) as f:
         manifest = json.load(f)
     return manifest
+
+
+# Per source (manifest source.api): the parent table, the key its child tables carry, and the
+# column that must lie inside the window (None: a snapshot, not windowed).
+SOURCES = {
+    "messaging_interactions": ("conversations", "conversation_id", "start_time"),
+    "engagement_history": ("chats", "engagement_id", "start_time"),
+}
+# Dimension tables: child -> (parent, key).
+DIMENSION_PARENTS = {
+    "agent_skills": ("agents", "agent_id"),
+    "skill_routing": ("skills", "skill_id"),
+}
+
+
+def parents(manifest):
+    """(child, parent, key) for every child table of the drop."""
+    names = [t["name"] for t in manifest["tables"]]
+    api = manifest["source"]["api"]
+    if api in SOURCES:
+        parent, key, _ = SOURCES[api]
+        return [(n, parent, key) for n in names if n != parent]
+    if api == "account_configuration":
+        return [(c, p, k) for c, (p, k) in DIMENSION_PARENTS.items() if c in names]
+    fail(f"unknown source.api {api!r}")
 
 
 def table_dir(drop, name):
@@ -58,24 +86,23 @@ def check_duckdb(drop, manifest):
         for col in timestamp_columns(drop, name):
             if types.get(col) != "TIMESTAMP WITH TIME ZONE":
                 fail(f"duckdb: {name}.{col} reads as {types.get(col)}, not TIMESTAMP WITH TIME ZONE")
-    # Child rows point at conversations that exist.
-    for table in manifest["tables"]:
-        name = table["name"]
-        if name == "conversations":
-            continue
+    # Child rows point at parents that exist.
+    for child, parent, key in parents(manifest):
         orphans = con.execute(
-            f"SELECT count(*) FROM {name} x ANTI JOIN conversations c USING (conversation_id)"
+            f"SELECT count(*) FROM {child} x ANTI JOIN {parent} p USING ({key})"
         ).fetchone()[0]
         if orphans:
-            fail(f"duckdb: {orphans} {name} rows have a conversation_id missing from conversations")
-    # Timestamps are real instants: the window bounds hold for start_time.
-    outside, missing = con.execute(
-        "SELECT count(*) FILTER (WHERE start_time < ?::TIMESTAMPTZ OR start_time >= ?::TIMESTAMPTZ),"
-        " count(*) FILTER (WHERE start_time IS NULL) FROM conversations",
-        [manifest["source"]["window_from"], manifest["source"]["window_to"]],
-    ).fetchone()
-    if outside or missing:
-        fail(f"duckdb: {outside} conversations start outside the window, {missing} have no start")
+            fail(f"duckdb: {orphans} {child} rows have a {key} missing from {parent}")
+    # Timestamps are real instants: the window bounds hold for the start time.
+    if manifest["source"]["api"] in SOURCES:
+        parent, _, start = SOURCES[manifest["source"]["api"]]
+        outside, missing = con.execute(
+            f"SELECT count(*) FILTER (WHERE {start} < ?::TIMESTAMPTZ OR {start} >= ?::TIMESTAMPTZ),"
+            f" count(*) FILTER (WHERE {start} IS NULL) FROM {parent}",
+            [manifest["source"]["window_from"], manifest["source"]["window_to"]],
+        ).fetchone()
+        if outside or missing:
+            fail(f"duckdb: {outside} {parent} rows start outside the window, {missing} have no start")
     print(f"duckdb {duckdb.__version__}: {len(manifest['tables'])} tables OK")
 
 
@@ -95,10 +122,9 @@ def check_pyarrow(drop, manifest):
     print(f"pyarrow {pa.__version__}: {len(manifest['tables'])} tables OK")
 
 
-def check_spark(drop, manifest):
+def spark_session():
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
-    from pyspark.sql.types import TimestampType
 
     spark = (
         SparkSession.builder.master("local[2]")
@@ -109,41 +135,51 @@ def check_spark(drop, manifest):
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    try:
-        frames = {}
-        for table in manifest["tables"]:
-            name = table["name"]
-            df = spark.read.parquet(table_dir(drop, name))
-            frames[name] = df
-            rows = df.count()
-            if rows != table["rows"]:
-                fail(f"spark: {name} has {rows} rows, manifest says {table['rows']}")
-            types = {f.name: f.dataType for f in df.schema.fields}
-            for col in timestamp_columns(drop, name):
-                if not isinstance(types.get(col), TimestampType):
-                    fail(f"spark: {name}.{col} reads as {types.get(col)}, not timestamp")
-        conv = frames["conversations"].select("conversation_id")
-        orphans = frames["messages"].join(conv, "conversation_id", "left_anti").count()
+    return spark
+
+
+def check_spark(spark, drop, manifest):
+    from pyspark.sql.types import TimestampType
+
+    frames = {}
+    for table in manifest["tables"]:
+        name = table["name"]
+        df = spark.read.parquet(table_dir(drop, name))
+        frames[name] = df
+        rows = df.count()
+        if rows != table["rows"]:
+            fail(f"spark: {name} has {rows} rows, manifest says {table['rows']}")
+        types = {f.name: f.dataType for f in df.schema.fields}
+        for col in timestamp_columns(drop, name):
+            if not isinstance(types.get(col), TimestampType):
+                fail(f"spark: {name}.{col} reads as {types.get(col)}, not timestamp")
+    for child, parent, key in parents(manifest):
+        keys = frames[parent].select(key)
+        orphans = frames[child].join(keys, key, "left_anti").count()
         if orphans:
-            fail(f"spark: {orphans} messages have a conversation_id missing from conversations")
-        print(f"spark {spark.version}: {len(manifest['tables'])} tables OK")
-    finally:
-        spark.stop()
+            fail(f"spark: {orphans} {child} rows have a {key} missing from {parent}")
+    print(f"spark {spark.version}: {len(manifest['tables'])} tables OK")
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(args) != 1:
+    drops = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if not drops:
         fail(__doc__)
-    drop = args[0]
-    manifest = load(drop)
-    if manifest["totals"]["rows"] == 0:
-        fail("the drop is empty: nothing to check")
-    check_duckdb(drop, manifest)
-    check_pyarrow(drop, manifest)
-    if "--no-spark" not in sys.argv:
-        check_spark(drop, manifest)
-    print("readers: 1 passed, 0 failed")
+    spark = None if "--no-spark" in sys.argv else spark_session()
+    try:
+        for drop in drops:
+            manifest = load(drop)
+            print(f"== {drop} ({manifest['source']['api']})")
+            if manifest["totals"]["rows"] == 0:
+                fail(f"{drop} is empty: nothing to check")
+            check_duckdb(drop, manifest)
+            check_pyarrow(drop, manifest)
+            if spark is not None:
+                check_spark(spark, drop, manifest)
+    finally:
+        if spark is not None:
+            spark.stop()
+    print(f"readers: {len(drops)} passed, 0 failed")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,8 @@ fn users() -> Vec<Value> {
             }
             if bot {
                 u["allowedAppKeys"] = "3b5d0a7e2f8c4e51".into();
+                // Bots carry an avatar; people's pictures are not shared with the account list.
+                u["pictureUrl"] = format!("https://cdn.thriveair.example/avatars/{}.png", a.login).into();
             }
             u
         })
@@ -173,6 +175,7 @@ fn skills() -> Vec<Value> {
                 "fallbackWhenAllAgentsAreAway": k != 0,
                 "agentSurveyForMsgTimeoutInMinutes": 10,
                 "agentSurveyForMsgId": 5_500_000_101i64,
+                "postConversationSurveyAppInstallAssociationId": "8f7e6d5c-0000-4000-8000-00000000000a",
             })
         })
         .collect();

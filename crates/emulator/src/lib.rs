@@ -83,6 +83,12 @@ pub use search::{
 };
 pub use server::{Emulator, EmulatorStats};
 
+/// An account configuration list as the emulator serves it with `include_deleted=true`:
+/// `users`, `skills` or `agentGroups` (`None` for any other name).
+pub fn account_config_list(entity: &str) -> Option<Vec<serde_json::Value>> {
+    account::Entity::parse(entity).map(|e| account::list(e, true))
+}
+
 /// A name and a secret (a login's username and password, an OAuth client's id and secret).
 /// `Debug` does not show the secret.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,16 +1,21 @@
-//! Every messaging column is filled by the emulator's data set: a column that is NULL in every
+//! Every column of every table (messaging, chat, dimensions) is filled by the emulator's data set: a column that is NULL in every
 //! row of a few thousand conversations is either a bug in the mapping (a misspelt key, a
 //! node read from the wrong place) or a field the emulator does not produce yet.
 //!
 //! The emulator is the only data the end-to-end tests, the demo and the reader checks see, so
 //! a gap here is a column nobody has ever seen filled.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::Array;
 use lpdrop_emulator::{Dataset, EmulatorConfig};
-use lpdrop_liveperson::page::decode_record;
-use lpdrop_tables::{Lineage, MESSAGING_TABLES, MessagingTables};
+use lpdrop_liveperson::page::{
+    decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
+};
+use lpdrop_tables::{
+    CHAT_TABLES, ChatTables, DIMENSION_TABLES, DimensionTables, Lineage, MESSAGING_TABLES,
+    MessagingTables, TableBuffer, TableDef,
+};
 use serde_json::value::RawValue;
 
 /// Conversations converted: enough for the rarer branches of the data set (co-browse,
@@ -55,24 +60,77 @@ fn lineage() -> Lineage {
     }
 }
 
+/// Which columns hold a value somewhere, and how many rows each table got.
+#[derive(Default)]
+struct Seen {
+    filled: BTreeSet<(&'static str, &'static str)>,
+    rows: BTreeMap<&'static str, usize>,
+}
+
+impl Seen {
+    /// Finishes every buffer into a batch and notes its non-NULL columns.
+    fn take(&mut self, buffers: &mut [TableBuffer]) {
+        for buffer in buffers {
+            let def = buffer.def();
+            let batch = buffer.finish_batch(&lineage());
+            *self.rows.entry(def.name).or_default() += batch.num_rows();
+            for (column, array) in def.all_columns().zip(batch.columns()) {
+                if array.null_count() < array.len() {
+                    self.filled.insert((def.name, column.name));
+                }
+            }
+        }
+    }
+
+    /// Fails listing every column NULL in every row, except the excused ones and the tables
+    /// excused from having rows at all (which must then be empty).
+    fn assert_complete(
+        &self,
+        defs: &[&'static TableDef],
+        always_null: &[(&str, &str, &str)],
+        no_rows: &[(&str, &str)],
+        what: &str,
+    ) {
+        let excused: BTreeSet<(&str, &str)> =
+            always_null.iter().map(|(t, c, _)| (*t, *c)).collect();
+        let no_rows: BTreeSet<&str> = no_rows.iter().map(|(t, _)| *t).collect();
+        let mut empty = Vec::new();
+        for t in defs.iter().filter(|t| !no_rows.contains(t.name)) {
+            for c in t.all_columns() {
+                let key = (t.name, c.name);
+                if !self.filled.contains(&key) && !excused.contains(&key) {
+                    empty.push(format!("{}.{}", t.name, c.name));
+                }
+                assert!(
+                    !(self.filled.contains(&key) && excused.contains(&key)),
+                    "{}.{} is filled now: drop it from the excused columns",
+                    t.name,
+                    c.name
+                );
+            }
+        }
+        assert!(
+            empty.is_empty(),
+            "columns NULL in every row of {what}:\n  {}",
+            empty.join("\n  ")
+        );
+        for t in defs {
+            let n = self.rows.get(t.name).copied().unwrap_or(0);
+            assert_eq!(
+                n == 0,
+                no_rows.contains(t.name),
+                "{} has {n} rows: the excused tables must be exactly the empty ones",
+                t.name
+            );
+        }
+    }
+}
+
 #[test]
 fn emulator_data_fills_every_messaging_column() {
     let dataset = Dataset::new(&EmulatorConfig::default());
     let mut tables = MessagingTables::new();
-    let mut filled: BTreeSet<(&str, &str)> = BTreeSet::new();
-    let mut rows = vec![0usize; MESSAGING_TABLES.len()];
-    let mut flush = |tables: &mut MessagingTables, filled: &mut BTreeSet<(&str, &str)>| {
-        for (n, buffer) in tables.buffers_mut().iter_mut().enumerate() {
-            let def = buffer.def();
-            let batch = buffer.finish_batch(&lineage());
-            rows[n] += batch.num_rows();
-            for (column, array) in def.all_columns().zip(batch.columns()) {
-                if array.null_count() < array.len() {
-                    filled.insert((def.name, column.name));
-                }
-            }
-        }
-    };
+    let mut seen = Seen::default();
     for i in 0..CONVERSATIONS {
         // Through the same decoding as the sync pipeline: JSON text, one record at a time.
         let text = serde_json::to_string(&dataset.conversation(i)).unwrap();
@@ -81,42 +139,67 @@ fn emulator_data_fills_every_messaging_column() {
             decode_record(raw).unwrap_or_else(|e| panic!("conversation {i} quarantined: {e}"));
         tables.append(&conversation);
         if i % 500 == 499 {
-            flush(&mut tables, &mut filled);
+            seen.take(tables.buffers_mut());
         }
     }
-    flush(&mut tables, &mut filled);
-
-    let excused: BTreeSet<(&str, &str)> = ALWAYS_NULL.iter().map(|(t, c, _)| (*t, *c)).collect();
-    let mut empty = Vec::new();
-    let no_rows: BTreeSet<&str> = NO_ROWS.iter().map(|(t, _)| *t).collect();
-    for t in MESSAGING_TABLES
-        .iter()
-        .filter(|t| !no_rows.contains(t.name))
-    {
-        for c in t.all_columns() {
-            let key = (t.name, c.name);
-            if !filled.contains(&key) && !excused.contains(&key) {
-                empty.push(format!("{}.{}", t.name, c.name));
-            }
-            assert!(
-                !(filled.contains(&key) && excused.contains(&key)),
-                "{}.{} is filled now: drop it from ALWAYS_NULL",
-                t.name,
-                c.name
-            );
-        }
-    }
-    assert!(
-        empty.is_empty(),
-        "columns NULL in every row of {CONVERSATIONS} emulator conversations:\n  {}",
-        empty.join("\n  ")
+    seen.take(tables.buffers_mut());
+    seen.assert_complete(
+        &MESSAGING_TABLES,
+        ALWAYS_NULL,
+        NO_ROWS,
+        &format!("{CONVERSATIONS} emulator conversations"),
     );
-    for (t, n) in MESSAGING_TABLES.iter().zip(&rows) {
-        assert_eq!(
-            *n == 0,
-            no_rows.contains(t.name),
-            "{} has {n} rows: NO_ROWS must list exactly the empty tables",
-            t.name
-        );
+}
+
+/// Chats converted: the rarer branches (co-browse, exit surveys) appear a few dozen times.
+const CHATS: u64 = 2_000;
+
+/// Chat columns that stay NULL, with the reason.
+const CHAT_ALWAYS_NULL: &[(&str, &str, &str)] = &[];
+
+#[test]
+fn emulator_data_fills_every_chat_column() {
+    let dataset = Dataset::new(&EmulatorConfig::default());
+    let mut tables = ChatTables::new();
+    let mut seen = Seen::default();
+    for i in 0..CHATS {
+        let text = serde_json::to_string(&dataset.chat(i)).unwrap();
+        let raw: &RawValue = serde_json::from_str(&text).unwrap();
+        let chat = decode_chat_record(raw).unwrap_or_else(|e| panic!("chat {i} quarantined: {e}"));
+        tables.append(&chat);
     }
+    seen.take(tables.buffers_mut());
+    seen.assert_complete(
+        &CHAT_TABLES,
+        CHAT_ALWAYS_NULL,
+        &[],
+        &format!("{CHATS} emulator chats"),
+    );
+}
+
+/// Dimension columns that stay NULL, with the reason.
+const DIMENSION_ALWAYS_NULL: &[(&str, &str, &str)] = &[];
+
+#[test]
+fn emulator_account_config_fills_every_dimension_column() {
+    let mut tables = DimensionTables::new();
+    for entity in ["users", "skills", "agentGroups"] {
+        let list = lpdrop_emulator::account_config_list(entity).unwrap();
+        let text = serde_json::to_string(&list).unwrap();
+        for raw in lpdrop_liveperson::page::parse_entity_list(text.as_bytes()).unwrap() {
+            match entity {
+                "users" => tables.append_user(&decode_user(raw).unwrap()),
+                "skills" => tables.append_skill(&decode_skill(raw).unwrap()),
+                _ => tables.append_agent_group(&decode_agent_group(raw).unwrap()),
+            }
+        }
+    }
+    let mut seen = Seen::default();
+    seen.take(tables.buffers_mut());
+    seen.assert_complete(
+        &DIMENSION_TABLES,
+        DIMENSION_ALWAYS_NULL,
+        &[],
+        "the emulator's account configuration",
+    );
 }
