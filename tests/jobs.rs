@@ -43,6 +43,15 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Stdout and stderr (the logs) together.
+fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -239,7 +248,7 @@ fn split_jobs_drained_by_worker_once_give_one_committed_drop_each() {
         "10s",
     ]));
     assert!(worker.status.success());
-    let text = stdout(&worker);
+    let text = output_text(&worker);
     assert!(text.contains("6 jobs uploaded"), "{text}");
     assert!(text.contains("queue: 6 uploaded"), "{text}");
     check_one_drop_per_job(&queue, &out, PER_DAY, from, to);
@@ -519,7 +528,7 @@ fn schedule_enqueues_due_windows_once_and_keeps_a_watermark() {
     assert!(jobs.iter().all(|j| j["state"] == "queued"));
 }
 
-/// A child process whose stdout lines are collected as they come.
+/// A child process whose stdout and stderr (logs) lines are collected as they come.
 struct Spawned {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
@@ -529,18 +538,21 @@ impl Spawned {
     fn new(mut cmd: Command) -> Spawned {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("lpdrop starts");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                eprintln!("[worker] {line}");
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("[worker] {line}");
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
         Spawned { child, lines }
     }
 
@@ -701,7 +713,7 @@ fn crash_suite(queue: &str, c: Crash) {
         assert!(
             lines
                 .iter()
-                .any(|l| l.starts_with("SIGTERM: taking no new jobs"))
+                .any(|l| l.contains("SIGTERM: taking no new jobs"))
         );
     }
 
@@ -865,7 +877,7 @@ fn a_worker_that_died_after_its_commit_leaves_the_job_to_be_marked_not_redone() 
     drop(db);
     let worker = run(with_queue(&queue, emulator.url()).args(["worker", "--once"]));
     assert!(worker.status.success());
-    let text = stdout(&worker);
+    let text = output_text(&worker);
     assert!(
         text.contains("already committed by an earlier attempt"),
         "{text}"

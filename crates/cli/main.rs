@@ -3,10 +3,14 @@
 //! This binary is flags and wiring only; the work happens in the library crates.
 //! Exit codes: 0 success, 1 the command failed (message on stderr), 2 bad usage.
 
+mod config;
+mod config_cmd;
 mod convert;
 mod dest;
 mod jobs_cmd;
+mod logging;
 mod pipeline;
+mod progress;
 mod schedule;
 mod schema_cmd;
 mod sync;
@@ -16,7 +20,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use lpdrop_emulator::{Emulator, EmulatorConfig};
 use lpdrop_liveperson::client::DEFAULT_DOMAIN;
 use lpdrop_liveperson::oauth1::ApiKey;
@@ -26,8 +30,32 @@ use crate::dest::{Destination, S3Args, open_store};
 use crate::sync::{DEFAULT_SUB_WINDOW_MS, SyncRequest, print_summary, run_sync};
 
 #[derive(Parser)]
-#[command(name = "lpdrop", version, about = "LivePerson conversations to relational parquet drops on S3 or a local folder", long_about = None)]
+#[command(
+    name = "lpdrop",
+    version,
+    about = "LivePerson conversations to relational parquet drops on S3 or a local folder",
+    long_about = None,
+    after_help = "Settings: flags > environment (LPDROP_*, LP_*) > --config FILE (TOML) > defaults.\n\
+                  Exit codes: 0 success; 1 the command failed (message on stderr, nothing half \
+                  published); 2 bad usage.\n\
+                  Example: lpdrop demo --out ./lpdrop-demo"
+)]
 struct Cli {
+    /// A TOML file of settings: top-level keys are LPDROP_* variables without the prefix
+    /// (queue = "..."), [liveperson] keys are LP_* variables (app_key = "..."), [s3] keys are
+    /// LPDROP_S3_*, [aws] keys AWS_*. Flags and the environment win over it; unknown keys are
+    /// errors. Example: --config /etc/lpdrop/lpdrop.toml
+    #[arg(long, global = true, env = "LPDROP_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Log format on stderr: text for people, json (one object per line) for log collectors.
+    #[arg(long, global = true, env = "LPDROP_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
+    /// Only warnings and errors on stderr, and no progress bar.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail on stderr (-v debug, -vv trace).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// The job queue: a SQLite file (created when missing) or postgres://user@host/db (TLS
     /// required unless the host is loopback). Used by jobs, worker and schedule.
     #[arg(
@@ -74,7 +102,7 @@ enum Command {
         #[arg(long, value_name = "T")]
         to: String,
         /// Where to publish the drop: a local folder or s3://bucket/prefix.
-        #[arg(long, value_name = "DEST")]
+        #[arg(long, env = "LPDROP_OUT", value_name = "DEST")]
         out: String,
         /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
         /// (agents, skills, agent groups: a snapshot; the window only labels the drop).
@@ -136,6 +164,22 @@ enum Command {
     ///
     /// Example: lpdrop schedule --every 1h --delay 10m --start 2026-01-01 --out s3://bucket/folder
     Schedule(Box<schedule::ScheduleArgs>),
+    /// Configuration: `config check` prints the effective settings (secrets redacted) and tests
+    /// the queue, the destination and the LivePerson key.
+    ///
+    /// Example: lpdrop --config /etc/lpdrop/lpdrop.toml config check
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: lpdrop completions bash > /etc/bash_completion.d/lpdrop
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Serve the emulated LivePerson APIs on 127.0.0.1 until interrupted.
     ///
     /// Example: lpdrop emulator --port 8080
@@ -154,6 +198,15 @@ enum Command {
         /// Serve LivePerson's own example payloads as they are instead of synthetic data.
         #[arg(long)]
         vendor_fixtures: bool,
+        /// The API key the emulator accepts, as APP_KEY:APP_SECRET:ACCESS_TOKEN:TOKEN_SECRET
+        /// (default: all four "emulator"), e.g. to test that secrets stay out of logs.
+        #[arg(
+            long,
+            env = "LPDROP_EMULATOR_API_KEY",
+            hide_env_values = true,
+            value_name = "KEY"
+        )]
+        api_key: Option<String>,
     },
     /// Build a drop from saved Messaging Interactions search pages (one JSON response per
     /// file, read in name order), as teams already keep them.
@@ -164,7 +217,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         input: std::path::PathBuf,
         /// Where to publish the drop: a local folder or s3://bucket/prefix.
-        #[arg(long, value_name = "DEST")]
+        #[arg(long, env = "LPDROP_OUT", value_name = "DEST")]
         out: String,
         /// Account of the pages (default: the first record's brandId).
         #[arg(long, env = "LP_ACCOUNT_ID", value_name = "ID")]
@@ -210,6 +263,15 @@ impl EmulatorData {
             ..EmulatorConfig::default()
         }
     }
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration and test every connection it names; exits 1 when
+    /// one fails.
+    ///
+    /// Example: LPDROP_OUT=s3://bucket/folder lpdrop config check
+    Check(Box<config_cmd::CheckArgs>),
 }
 
 #[derive(Subcommand)]
@@ -304,7 +366,23 @@ impl LpArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The configuration file goes into the environment before clap reads it (flags > env >
+    // file), and before any thread exists.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let known = config::known_vars(&Cli::command());
+    let applied = match config::path_from_args(&args) {
+        Some(path) => match config::apply(&path, &known) {
+            Ok(applied) => applied,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        None => config::Applied::default(),
+    };
+    let cli = Cli::parse_from(args);
+    logging::init(cli.log_format, cli.quiet, cli.verbose);
+    crate::progress::set_quiet(cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -315,7 +393,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &applied, &known)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -324,8 +402,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()> {
     match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => config_cmd::check(&cli.queue, *args, applied, known).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lpdrop", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
         Command::Worker(args) => worker::run(&cli.queue, *args).await,
         Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
@@ -381,12 +466,27 @@ async fn run(cli: Cli) -> Result<()> {
             data,
             faults,
             vendor_fixtures,
+            api_key,
         } => {
-            let config = EmulatorConfig {
+            let mut config = EmulatorConfig {
                 faults,
                 vendor_fixtures,
                 ..data.config()
             };
+            if let Some(key) = api_key {
+                let parts: Vec<&str> = key.split(':').collect();
+                let [app_key, app_secret, access_token, access_token_secret] = parts[..] else {
+                    anyhow::bail!(
+                        "--api-key must be APP_KEY:APP_SECRET:ACCESS_TOKEN:TOKEN_SECRET (4 parts)"
+                    );
+                };
+                config.api_key = ApiKey {
+                    app_key: app_key.into(),
+                    app_secret: app_secret.into(),
+                    access_token: access_token.into(),
+                    access_token_secret: access_token_secret.into(),
+                };
+            }
             serve_emulator(port, config).await
         }
         Command::Convert {

@@ -1,6 +1,5 @@
 //! `lpdrop sync` (and the demo): one window from the API to one committed drop.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,9 +9,11 @@ use lpdrop_drop::{
 use lpdrop_liveperson::{AccountEntity, Client, ClientConfig, FetchedPage, SearchFilters, Window};
 use lpdrop_tables::{Lineage, Source, tables_of};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::dest::{Destination, S3Args, open_sink};
 use crate::pipeline::{ConvertStats, Converter};
+use crate::progress::{Counts as ProgressCounts, WindowProgress};
 
 /// Sub-windows are at most one day: small enough that `count` stays far from deep offsets on
 /// most accounts, large enough to keep the request count low (busy days are halved further).
@@ -74,7 +75,14 @@ pub struct SyncReport {
 /// Asked right before the manifest and the marker are written; an `Err` stops the commit.
 pub type CommitFence = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// Runs inside a `sync` span naming the source and window, so every log line of the run (in
+/// a worker, also inside the job's span) says which window it belongs to.
 pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
+    let span = tracing::info_span!("sync", source = api_name(req.source), window = %req.window);
+    sync_in_span(req).instrument(span).await
+}
+
+async fn sync_in_span(req: SyncRequest) -> Result<SyncReport> {
     let started = Instant::now();
     let account_id = req.client.account_id.clone();
     let client = Client::connect(req.client.clone())
@@ -119,6 +127,7 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
     };
     // The commit uploads through the sink, which blocks: keep it off the async workers.
     let fence = req.fence;
+    let committing = Instant::now();
     let converted = tokio::task::spawn_blocking(move || {
         let may_commit = || fence.as_ref().map_or(Ok(()), |f| f());
         converter.commit(info, &may_commit)
@@ -126,6 +135,18 @@ pub async fn run_sync(req: SyncRequest) -> Result<SyncReport> {
     .await
     .context("the commit thread panicked")?
     .context("committing the drop")?;
+    lpdrop_metrics::UPLOAD_DURATION.observe(&[], committing.elapsed().as_secs_f64());
+    for t in &converted.drop.manifest.tables {
+        let _table = tracing::debug_span!("table", table = %t.name).entered();
+        let bytes: u64 = t.files.iter().map(|f| f.bytes).sum();
+        tracing::debug!(rows = t.rows, files = t.files.len(), bytes, "table written");
+    }
+    tracing::info!(
+        drop = %converted.drop.location,
+        records = converted.stats.conversations + converted.stats.entities,
+        quarantined = converted.stats.quarantined,
+        "drop committed"
+    );
     Ok(SyncReport {
         drop: converted.drop,
         stats: converted.stats,
@@ -163,26 +184,34 @@ async fn convert_search(
     mut converter: Converter,
 ) -> Result<Converter> {
     let (tx, mut rx) = mpsc::channel::<FetchedPage>(16);
-    let show_progress = std::io::stderr().is_terminal();
-    let api = match req.source {
-        Source::Chat => "EH search",
-        _ => "MI search",
+    let (api, what) = match req.source {
+        Source::Chat => ("EH search", "chats"),
+        _ => ("MI search", "conversations"),
     };
-    let converting = tokio::task::spawn_blocking(move || -> Result<Converter> {
-        let mut last = Instant::now();
+    let progress = WindowProgress::new(what, req.window.from_ms(), req.window.to_ms());
+    let converting = tokio::task::spawn_blocking(move || -> Result<(Converter, WindowProgress)> {
+        let mut windows = 0;
+        let mut current = None;
         while let Some(page) = rx.blocking_recv() {
             let origin = format!("{api} {} offset {}", page.window, page.offset);
-            converter.page(&page.body, Some(page.window), &origin)?;
-            if show_progress && last.elapsed() >= Duration::from_secs(1) {
-                last = Instant::now();
-                let s = &converter.stats;
-                eprint!(
-                    "\r  {} pages, {} conversations, window {}   ",
-                    s.pages, s.conversations, page.window
-                );
+            if current != Some(page.window) {
+                current = Some(page.window);
+                windows += 1;
+                tracing::debug!(window = %page.window, "paging a sub-window");
             }
+            converter.page(&page.body, Some(page.window), &origin)?;
+            let s = &converter.stats;
+            progress.update(
+                page.window.from_ms(),
+                ProgressCounts {
+                    windows,
+                    pages: s.pages,
+                    records: s.conversations,
+                    input_bytes: s.input_bytes,
+                },
+            );
         }
-        Ok(converter)
+        Ok((converter, progress))
     });
     let fetched = match req.source {
         Source::Chat => {
@@ -196,12 +225,10 @@ async fn convert_search(
                 .await
         }
     };
-    let converter = converting
+    let (converter, progress) = converting
         .await
         .context("the converter thread panicked")??;
-    if show_progress {
-        eprintln!();
-    }
+    progress.finish();
     fetched?;
     Ok(converter)
 }

@@ -9,17 +9,24 @@
 //!
 //! SIGTERM or SIGINT: no new jobs; running jobs get `--shutdown-grace` to finish, then are
 //! handed back to the queue (a second signal hands them back at once); then the worker exits.
+//!
+//! With `--metrics-addr`, the worker serves Prometheus metrics on `/metrics` (see
+//! `lpdrop_metrics` for the list), liveness on `/healthz` (its loops keep turning) and
+//! readiness on `/readyz` (the queue answers and it takes jobs; not while draining).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use anyhow::{Context, Result};
 use lpdrop_drop::{JobRef, Manifest};
 use lpdrop_jobs::{
-    Counts, DropRecord, FailOutcome, Heartbeat, Lease, Queue, QueueError, backoff, fmt_ms,
+    Counts, DropRecord, FailOutcome, Heartbeat, JobState, Lease, Queue, QueueError, backoff, fmt_ms,
 };
 use lpdrop_liveperson::{SearchFilters, Window};
+use lpdrop_metrics::HealthState;
 use tokio::sync::watch;
 
 use crate::LpKeys;
@@ -68,6 +75,12 @@ pub struct WorkerArgs {
     /// This worker's name in the queue (default: host name and process id).
     #[arg(long, env = "LPDROP_WORKER_ID", value_name = "NAME")]
     worker_id: Option<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics, liveness on /healthz and readiness on
+    /// /readyz (503 while draining after SIGTERM or when the queue does not answer). Off by
+    /// default. The metrics carry no secrets, so any interface will do.
+    /// Example: --metrics-addr 0.0.0.0:9464
+    #[arg(long, env = "LPDROP_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     lp: Box<LpKeys>,
     #[command(flatten)]
@@ -128,17 +141,24 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("--shutdown-grace: {e}"))?
         .to_std()
         .unwrap_or_default();
+    // Metrics are refreshed from the queue, and the loop reports alive, once per poll (1 s to
+    // 15 s); /healthz fails after missing a few of those.
+    let refresh_every =
+        std_duration(&args.poll, "--poll")?.clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let health = HealthState::new((refresh_every * 4).max(Duration::from_secs(30)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
+    let draining = health.clone();
     tokio::spawn(async move {
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = tokio::signal::ctrl_c() => "SIGINT",
         };
-        println!(
+        tracing::info!(
             "{name}: taking no new jobs; running jobs have {} s to finish, then are handed back",
             grace.as_secs()
         );
+        draining.draining();
         let _ = stop_tx.send(true);
         tokio::select! {
             _ = term.recv() => {}
@@ -160,13 +180,23 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
         lp: (*args.lp).clone(),
         s3: args.s3.clone(),
     });
+    lpdrop_metrics::describe_all();
+    lpdrop_metrics::BUILD_INFO.set(&[env!("CARGO_PKG_VERSION")], 1.0);
+    if let Some(addr) = args.metrics_addr {
+        let bound = lpdrop_metrics::serve(addr, health.clone())
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr} (--metrics-addr)"))?;
+        tracing::info!(
+            "metrics on http://{bound}/metrics, liveness on /healthz, readiness on /readyz"
+        );
+    }
     let queue = Queue::open(queue_url).await.with_context(|| {
         format!(
             "cannot open the job queue {}",
             lpdrop_jobs::redact_url(queue_url)
         )
     })?;
-    println!(
+    tracing::info!(
         "worker {} on the {} queue {}: {} at a time, lease {} s{}",
         settings.worker_id,
         queue.backend(),
@@ -181,12 +211,19 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
     );
     let started = Instant::now();
     let tally = Arc::new(Tally::default());
+    let refresher = args.metrics_addr.map(|_| {
+        tokio::spawn(refresh_metrics(
+            queue.clone(),
+            health.clone(),
+            refresh_every,
+        ))
+    });
     let mut slots = Vec::new();
     for slot in 0..args.concurrency {
         let (queue, settings, tally) = (queue.clone(), settings.clone(), tally.clone());
-        let (stop, hand_back) = (stop_rx.clone(), hand_back_rx.clone());
+        let (stop, hand_back, health) = (stop_rx.clone(), hand_back_rx.clone(), health.clone());
         slots.push(tokio::spawn(async move {
-            run_slot(slot, queue, settings, tally, stop, hand_back).await
+            run_slot(slot, queue, settings, tally, health, stop, hand_back).await
         }));
     }
     let mut first_error = None;
@@ -200,6 +237,9 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
                 first_error.get_or_insert(anyhow::anyhow!("a worker task panicked: {e}"));
             }
         }
+    }
+    if let Some(refresher) = refresher {
+        refresher.abort();
     }
     let t = &tally;
     println!(
@@ -240,23 +280,56 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the queue's gauges (jobs by state, lag) current and reports the worker alive, every
+/// `every`, until aborted.
+async fn refresh_metrics(queue: Queue, health: HealthState, every: Duration) {
+    loop {
+        health.beat();
+        let summary = tokio::time::timeout(every.max(Duration::from_secs(5)), queue.summary());
+        match summary.await {
+            Ok(Ok(summary)) => {
+                health.queue_ok(true);
+                for state in JobState::ALL {
+                    lpdrop_metrics::JOBS.set(&[state.as_str()], summary.count(state) as f64);
+                }
+                // How long the job that became due first (a queued job, a failed one past its
+                // backoff, or a running one whose lease expired) has waited for a worker.
+                let now = chrono::Utc::now().timestamp_millis();
+                let lag_ms = summary.next_due_ms.map_or(0, |due| (now - due).max(0));
+                lpdrop_metrics::QUEUE_LAG.set(&[], lag_ms as f64 / 1000.0);
+            }
+            Ok(Err(_)) | Err(_) => health.queue_ok(false),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 async fn run_slot(
     slot: usize,
     queue: Queue,
     settings: Arc<Settings>,
     tally: Arc<Tally>,
+    health: HealthState,
     mut stop: watch::Receiver<bool>,
     hand_back: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut consecutive_errors = 0u32;
     loop {
+        health.beat();
         if *stop.borrow() {
             return Ok(());
         }
-        let wait = match queue.claim(&settings.worker_id, settings.lease).await {
+        let claimed = queue.claim(&settings.worker_id, settings.lease).await;
+        health.queue_ok(claimed.is_ok());
+        let wait = match claimed {
             Ok(Some(lease)) => {
                 consecutive_errors = 0;
-                run_job(&queue, &settings, &tally, lease, hand_back.clone()).await;
+                // Every line the job logs carries its id and attempt (`--log-format json`:
+                // the `span` object).
+                let span = tracing::info_span!("job", job = lease.job.id, attempt = lease.attempt);
+                run_job(&queue, &settings, &tally, lease, hand_back.clone())
+                    .instrument(span)
+                    .await;
                 continue;
             }
             Ok(None) => {
@@ -283,7 +356,7 @@ async fn run_slot(
             }
             Err(e) => {
                 consecutive_errors += 1;
-                eprintln!("worker {}: cannot claim a job: {e}", settings.worker_id);
+                tracing::warn!("worker {}: cannot claim a job: {e}", settings.worker_id);
                 if settings.once && consecutive_errors >= 10 {
                     return Err(e).context("the queue keeps failing");
                 }
@@ -336,7 +409,7 @@ async fn run_job(
 ) {
     let job = &lease.job;
     let started = Instant::now();
-    println!(
+    tracing::info!(
         "job {} attempt {}/{}: {} [{}, {}) account {} -> {}{}",
         job.id,
         lease.attempt,
@@ -355,6 +428,7 @@ async fn run_job(
     if lease.taken_over {
         bump(&tally.taken_over, 1);
     }
+    lpdrop_metrics::RUNNING_JOBS.add(&[], 1.0);
 
     // True while this worker may publish the job's drop. The commit runs on a blocking thread
     // that outlives an interrupted job, so it asks this flag before the manifest and the marker.
@@ -391,7 +465,9 @@ async fn run_job(
                             .await;
                         return;
                     }
-                    Err(e) => eprintln!("job {}: heartbeat failed (will retry): {e}", lease.job.id),
+                    Err(e) => {
+                        tracing::warn!("job {}: heartbeat failed (will retry): {e}", lease.job.id)
+                    }
                 }
             }
         })
@@ -413,7 +489,7 @@ async fn run_job(
         may_commit.store(false, Ordering::SeqCst);
     }
     let secs = started.elapsed().as_secs_f64();
-    match outcome {
+    let ended = match outcome {
         Ok(Ok(done)) => {
             bump(&tally.uploaded, 1);
             if done.already_committed {
@@ -421,7 +497,7 @@ async fn run_job(
             }
             let counts = done.counts.unwrap_or_default();
             bump(&tally.conversations, counts.conversations);
-            println!(
+            tracing::info!(
                 "job {} uploaded in {secs:.1} s: {}{} ({} conversations, {} still open)",
                 job.id,
                 if done.already_committed {
@@ -433,9 +509,14 @@ async fn run_job(
                 counts.conversations,
                 counts.open_conversations
             );
+            if done.already_committed {
+                "already_committed"
+            } else {
+                "uploaded"
+            }
         }
         Ok(Err(JobError::Permanent(msg))) => {
-            report_failure(queue, settings, tally, &lease, &msg, None).await;
+            report_failure(queue, settings, tally, &lease, &msg, None).await
         }
         Ok(Err(JobError::Retryable(e))) => {
             let msg = format!("{e:#}");
@@ -444,33 +525,38 @@ async fn run_job(
                 Duration::from_secs(3600),
                 lease.attempt,
             );
-            report_failure(queue, settings, tally, &lease, &msg, Some(wait)).await;
+            report_failure(queue, settings, tally, &lease, &msg, Some(wait)).await
         }
         Ok(Err(JobError::Queue(QueueError::LeaseLost { reason, .. }))) => {
             bump(&tally.lost, 1);
-            println!("job {}: stopped, {reason}", job.id);
+            tracing::warn!("job {}: stopped, {reason}", job.id);
+            "lost"
         }
         Ok(Err(JobError::Queue(e))) => {
             // The queue itself failed: the lease expires and another attempt takes over.
-            eprintln!(
+            tracing::error!(
                 "job {}: the queue failed ({e}); the job is retried once its lease expires",
                 job.id
             );
+            "queue_error"
         }
         Err(Interrupted::Cancelled) => {
             bump(&tally.cancelled, 1);
-            println!("job {}: cancelled while running; stopped", job.id);
+            tracing::info!("job {}: cancelled while running; stopped", job.id);
+            "cancelled"
         }
         Err(Interrupted::Lost) => {
             bump(&tally.lost, 1);
-            println!("job {}: lost the lease to another worker; stopped", job.id);
+            tracing::warn!("job {}: lost the lease to another worker; stopped", job.id);
+            "lost"
         }
         Err(Interrupted::Unrenewable(e)) => {
             bump(&tally.lost, 1);
-            eprintln!(
+            tracing::warn!(
                 "job {}: cannot renew the lease ({e}); stopped so that another worker can take it over",
                 job.id
             );
+            "lost"
         }
         Err(Interrupted::HandBack) => {
             // A commit that was under way finishes on its blocking thread before this process
@@ -481,15 +567,22 @@ async fn run_job(
             {
                 Ok(()) => {
                     bump(&tally.handed_back, 1);
-                    println!("job {}: handed back to the queue", job.id);
+                    tracing::info!("job {}: handed back to the queue", job.id);
+                    "handed_back"
                 }
-                Err(e) => eprintln!(
-                    "job {}: could not hand it back ({e}); it is retried once its lease expires",
-                    job.id
-                ),
+                Err(e) => {
+                    tracing::error!(
+                        "job {}: could not hand it back ({e}); it is retried once its lease expires",
+                        job.id
+                    );
+                    "queue_error"
+                }
             }
         }
-    }
+    };
+    lpdrop_metrics::RUNNING_JOBS.add(&[], -1.0);
+    lpdrop_metrics::JOBS_TOTAL.inc(&[ended]);
+    lpdrop_metrics::JOB_DURATION.observe(&[ended], secs);
 }
 
 async fn report_failure(
@@ -499,28 +592,33 @@ async fn report_failure(
     lease: &Lease,
     msg: &str,
     retry_after: Option<Duration>,
-) {
+) -> &'static str {
     let id = lease.job.id;
     match queue.fail(lease, msg, retry_after).await {
         Ok(FailOutcome::RetryAt(t)) => {
             bump(&tally.failed, 1);
-            eprintln!(
+            tracing::warn!(
                 "job {id} attempt {} failed (retried from {}): {msg}",
                 lease.attempt,
                 fmt_ms(t)
             );
+            "failed"
         }
         Ok(FailOutcome::Dead) => {
             bump(&tally.dead, 1);
-            eprintln!(
+            tracing::error!(
                 "job {id} attempt {} failed and the job is dead: {msg}",
                 lease.attempt
             );
+            "dead"
         }
-        Err(e) => eprintln!(
-            "job {id}: failed ({msg}), and the failure could not be recorded ({e}); worker {}",
-            settings.worker_id
-        ),
+        Err(e) => {
+            tracing::error!(
+                "job {id}: failed ({msg}), and the failure could not be recorded ({e}); worker {}",
+                settings.worker_id
+            );
+            "queue_error"
+        }
     }
 }
 
@@ -616,7 +714,7 @@ async fn execute(
             .await
             .context("removing an earlier attempt's leftovers")
             .map_err(JobError::Retryable)?;
-        println!(
+        tracing::info!(
             "job {}: removed {} objects an earlier attempt left in {}",
             job.id,
             keys.len(),
@@ -651,6 +749,12 @@ async fn execute(
     })
     .await
     .map_err(JobError::Retryable)?;
+    // The drop is committed: count what it holds.
+    for table in &report.drop.manifest.tables {
+        let bytes: u64 = table.files.iter().map(|f| f.bytes).sum();
+        lpdrop_metrics::ROWS_WRITTEN.add(&[&table.name], table.rows as f64);
+        lpdrop_metrics::BYTES_WRITTEN.add(&[&table.name], bytes as f64);
+    }
     let counts = Counts {
         conversations: report.stats.conversations,
         open_conversations: report.stats.open_conversations,

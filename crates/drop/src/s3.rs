@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl,
@@ -170,12 +170,43 @@ pub async fn connect(options: &S3ConnectOptions) -> Result<Client, String> {
 }
 
 /// An SDK error as one line with its cause chain (never credentials: the SDK keeps them out).
+/// One readable line for an SDK error: S3's code and message for a service error (with the
+/// HTTP status), else the chain of causes (connection, credentials, timeout). The SDK's own
+/// `DisplayErrorContext` also prints raw responses in Debug form, far too long for a person.
 fn describe<E, R>(e: &SdkError<E, R>) -> String
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + 'static,
 {
-    DisplayErrorContext(e).to_string()
+    if let SdkError::ServiceError(service) = e {
+        let err = service.err();
+        if let Some(code) = err.code() {
+            let message = err.message().unwrap_or("");
+            return format!("{code}: {message}")
+                .trim_end_matches([':', ' '])
+                .to_string();
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Wrappers often repeat their source's text; keep each piece once.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    let mut line = parts.join(": ");
+    if line.len() > 600 {
+        let cut = (0..=600)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        line.truncate(cut);
+        line.push_str(" ...");
+    }
+    line
 }
 
 fn status_of<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
@@ -213,7 +244,7 @@ impl S3Store {
         SinkError {
             action,
             location: self.uri(key),
-            source: io::Error::other(message),
+            cause: io::Error::other(message),
         }
     }
 
@@ -231,7 +262,7 @@ impl S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(bytes))
+            .body(ByteStream::from(bytes.clone()))
             .checksum_sha256(sha);
         req = apply_put_options(req, options);
         if if_absent {
@@ -239,14 +270,48 @@ impl S3Store {
         }
         match req.send().await {
             Ok(_) => Ok(true),
+            // Create-only writes can fail although they succeeded: when the answer to a write
+            // that landed is lost, the SDK's retry meets our own object (412), or every retry
+            // fails. An object byte-for-byte equal to ours is our write, not someone else's.
             Err(e)
                 if if_absent
                     && (status_of(&e) == Some(412) || e.code() == Some("PreconditionFailed")) =>
             {
-                Ok(false)
+                Ok(self.holds_exactly(key, &bytes).await)
             }
+            Err(_) if if_absent && self.holds_exactly(key, &bytes).await => Ok(true),
             Err(e) => Err(self.err("uploading", key, describe(&e))),
         }
+    }
+
+    /// The SHA-256 (hex) of the object at `key`, streamed; `None` when it cannot be read.
+    async fn sha256_hex_of(&self, key: &str) -> Option<String> {
+        use sha2::Digest;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let mut body = out.body;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = body.try_next().await.ok()? {
+            hasher.update(&chunk);
+        }
+        Some(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
+    /// True when `key` exists and holds exactly `bytes` (false when it cannot be read).
+    async fn holds_exactly(&self, key: &str, bytes: &[u8]) -> bool {
+        matches!(self.get_bytes(key).await, Ok(found) if found == bytes)
     }
 
     /// Uploads a local file, in one request or as a multipart upload.
@@ -281,7 +346,8 @@ impl S3Store {
                 .map_err(|e| self.err("uploading", key, describe(&e)))?;
             return Ok(());
         }
-        self.put_multipart(key, path, size, options).await
+        self.put_multipart(key, path, size, sha256_hex, options)
+            .await
     }
 
     async fn put_multipart(
@@ -289,6 +355,7 @@ impl S3Store {
         key: &str,
         path: &Path,
         size: u64,
+        sha256_hex: &str,
         options: &S3WriteOptions,
     ) -> Result<(), SinkError> {
         let part_size = part_size_for(size, options.part_size);
@@ -373,8 +440,16 @@ impl S3Store {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| describe(&e)),
-            Err(e) => Err(e),
+                .map_err(|e| (e.code() == Some("NoSuchUpload"), describe(&e))),
+            Err(e) => Err((false, e)),
+        };
+        // A lost answer to a Complete that S3 carried out: the retry finds no such upload any
+        // more. The object then holds exactly our file, which is what counts.
+        let result = match result {
+            Err((true, _)) if self.sha256_hex_of(key).await.as_deref() == Some(sha256_hex) => {
+                Ok(())
+            }
+            other => other.map_err(|(_, message)| message),
         };
         if let Err(message) = result {
             // Best effort: a failed abort leaves the upload for `lpdrop gc` to remove.
@@ -412,7 +487,7 @@ impl S3Store {
             .map_err(|e| SinkError {
                 action: "listing",
                 location: format!("s3://{}/{prefix}", self.bucket),
-                source: io::Error::other(describe(&e)),
+                cause: io::Error::other(describe(&e)),
             })
     }
 

@@ -6,13 +6,15 @@ use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// A sink failure, naming the object and what happened.
+///
+/// The cause is part of the message and deliberately not an error `source`: reporters that
+/// print the whole chain (`{:#}`) would otherwise say it twice.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {location}: {source}")]
+#[error("{action} {location}: {cause}")]
 pub struct SinkError {
     pub action: &'static str,
     pub location: String,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// An object store for drops.
@@ -58,7 +60,7 @@ impl LocalSink {
             return Err(SinkError {
                 action: "refusing key",
                 location: key.to_string(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "key escapes the drop root"),
+                cause: io::Error::new(io::ErrorKind::InvalidInput, "key escapes the drop root"),
             });
         }
         Ok(self.root.join(rel))
@@ -69,7 +71,7 @@ impl LocalSink {
         move |source| SinkError {
             action,
             location,
-            source,
+            cause: source,
         }
     }
 

@@ -30,7 +30,7 @@ fn io_err(action: &'static str, location: String) -> impl FnOnce(io::Error) -> S
     move |source| SinkError {
         action,
         location,
-        source,
+        cause: source,
     }
 }
 

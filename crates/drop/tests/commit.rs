@@ -188,7 +188,7 @@ impl Sink for FailingManifest {
         Err(SinkError {
             action: "writing",
             location: key.into(),
-            source: std::io::Error::other("disk full"),
+            cause: std::io::Error::other("disk full"),
         })
     }
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> {

@@ -192,7 +192,7 @@ impl Sink for FailOneFile {
             return Err(SinkError {
                 action: "uploading",
                 location: key.into(),
-                source: std::io::Error::other("injected: connection reset"),
+                cause: std::io::Error::other("injected: connection reset"),
             });
         }
         self.inner.publish_file(key, staged, sha)

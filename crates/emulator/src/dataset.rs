@@ -7,6 +7,8 @@
 //! increasing and the conversations of any time window are found in O(1) by arithmetic.
 
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::EmulatorConfig;
 use crate::catalog::{AGENTS, SKILLS, TOPICS, TRIAGE_BOT, UNASSIGNED_ID};
@@ -34,6 +36,9 @@ pub struct Dataset {
     /// Width of a chat's slot on the Engagement History grid (see `chat.rs`).
     pub(crate) chat_spacing: i64,
     pub(crate) account_id: String,
+    /// Set once the conversations that were open have closed (see [`Dataset::close_open`]);
+    /// shared by the clones a server hands to its requests.
+    pub(crate) open_closed: Arc<AtomicBool>,
 }
 
 /// The properties of a conversation that search filters need, drawn from their own hash
@@ -82,7 +87,20 @@ impl Dataset {
             spacing: (DAY_MS / per_day).max(1),
             chat_spacing: (DAY_MS / chats_per_day).max(1),
             account_id: config.account_id.clone(),
+            open_closed: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Late data: every conversation that was still open ends now. From here on they are
+    /// served closed, in their final state (closing messages, end time, surveys), which is
+    /// what a later fetch by id must deliver. Nothing else in the data set changes.
+    pub fn close_open(&self) {
+        self.open_closed.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`Dataset::close_open`] was called.
+    pub fn open_have_closed(&self) -> bool {
+        self.open_closed.load(Ordering::SeqCst)
     }
 
     /// Epoch-ms start time of conversation `index` (strictly increasing in index).
@@ -171,7 +189,8 @@ impl Dataset {
     /// The cheap, filterable properties of conversation `index`.
     pub(crate) fn skeleton(&self, index: u64) -> Skeleton {
         let mut r = Rng::new(key(self.seed, index, STREAM_SKELETON));
-        let open = r.chance(50);
+        // Drawn either way, so the rest of the skeleton does not depend on the switch.
+        let open = r.chance(50) && !self.open_have_closed();
         let topic = r.below(TOPICS.len() as u64) as usize;
         let mut transfers = r.weighted(&[55, 30, 15]);
         let bot_first = r.chance(300);

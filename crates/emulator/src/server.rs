@@ -249,8 +249,18 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/account/{account_id}/configuration/le-users/{entity}",
             get(account_config),
         )
+        // Not a LivePerson API: lets a test make open conversations close (late data).
+        .route(
+            "/_emulator/close-open-conversations",
+            post(close_open_conversations),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such resource") })
         .with_state(state)
+}
+
+async fn close_open_conversations(State(st): State<Arc<AppState>>) -> StatusCode {
+    st.dataset.close_open();
+    StatusCode::NO_CONTENT
 }
 
 /// An error answer: the status plus a small JSON body saying what was wrong. LivePerson does

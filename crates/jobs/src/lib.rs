@@ -540,7 +540,8 @@ impl Queue {
 
     /// Takes up to `limit` remembered open conversations of an account and source, oldest
     /// first, marking them taken by `taker` (for example a refetch job's id) so that no one
-    /// else takes them.
+    /// else takes them. Those `taker` took before come first: a retried refetch job gets its
+    /// own conversations back.
     pub async fn take_open_conversations(
         &self,
         account_id: &str,
@@ -549,6 +550,17 @@ impl Queue {
         taker: &str,
     ) -> Result<Vec<String>> {
         dispatch!(self.take_open_conversations(account_id, source, limit, taker))
+    }
+
+    /// How many remembered open conversations of an account and source no one has taken,
+    /// among those recorded before `recorded_before_ms`.
+    pub async fn pending_open_conversations(
+        &self,
+        account_id: &str,
+        source: Source,
+        recorded_before_ms: i64,
+    ) -> Result<u64> {
+        dispatch!(self.pending_open_conversations(account_id, source, recorded_before_ms))
     }
 
     /// Open conversations remembered for a job and not taken yet.

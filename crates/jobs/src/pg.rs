@@ -848,9 +848,11 @@ impl PgQueue {
         let rows = tx
             .query(
                 "SELECT conversation_id FROM lpdrop_open_conversations \
-                 WHERE account_id = $1 AND source = $2 AND taken_by IS NULL \
-                 ORDER BY recorded_at, conversation_id LIMIT $3 FOR UPDATE SKIP LOCKED",
-                &[&account_id, &source.as_str(), &i64::from(limit)],
+                 WHERE account_id = $1 AND source = $2 \
+                 AND (taken_by IS NULL OR taken_by = $4) \
+                 ORDER BY taken_by IS NULL, recorded_at, conversation_id LIMIT $3 \
+                 FOR UPDATE SKIP LOCKED",
+                &[&account_id, &source.as_str(), &i64::from(limit), &taker],
             )
             .await?;
         let ids = rows
@@ -865,6 +867,26 @@ impl PgQueue {
         .await?;
         tx.commit().await?;
         Ok(ids)
+    }
+
+    pub(crate) async fn pending_open_conversations(
+        &self,
+        account_id: &str,
+        source: Source,
+        recorded_before_ms: i64,
+    ) -> Result<u64> {
+        let conn = self.conn().await?;
+        let row = conn
+            .as_ref()
+            .expect("connected")
+            .query_one(
+                "SELECT count(*) FROM lpdrop_open_conversations \
+                 WHERE account_id = $1 AND source = $2 AND taken_by IS NULL \
+                 AND recorded_at < $3",
+                &[&account_id, &source.as_str(), &recorded_before_ms],
+            )
+            .await?;
+        Ok(row.try_get::<_, i64>(0)? as u64)
     }
 
     pub(crate) async fn open_conversations_of(&self, job_id: i64) -> Result<Vec<String>> {

@@ -624,10 +624,11 @@ impl SqliteQueue {
             let ids = {
                 let mut stmt = tx.prepare(
                     "SELECT conversation_id FROM lpdrop_open_conversations \
-                     WHERE account_id = ?1 AND source = ?2 AND taken_by IS NULL \
-                     ORDER BY recorded_at, conversation_id LIMIT ?3",
+                     WHERE account_id = ?1 AND source = ?2 \
+                     AND (taken_by IS NULL OR taken_by = ?4) \
+                     ORDER BY taken_by IS NULL, recorded_at, conversation_id LIMIT ?3",
                 )?;
-                stmt.query_map(params![account_id, source.as_str(), limit], |r| {
+                stmt.query_map(params![account_id, source.as_str(), limit, taker], |r| {
                     r.get::<_, String>(0)
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
@@ -640,6 +641,26 @@ impl SqliteQueue {
                 stmt.execute(params![account_id, source.as_str(), id, taker, now])?;
             }
             Ok(ids)
+        })
+        .await
+    }
+
+    pub(crate) async fn pending_open_conversations(
+        &self,
+        account_id: &str,
+        source: Source,
+        recorded_before_ms: i64,
+    ) -> Result<u64> {
+        let account_id = account_id.to_string();
+        self.read(move |c, _| {
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM lpdrop_open_conversations \
+                 WHERE account_id = ?1 AND source = ?2 AND taken_by IS NULL \
+                 AND recorded_at < ?3",
+                params![account_id, source.as_str(), recorded_before_ms],
+                |r| r.get(0),
+            )?;
+            Ok(n as u64)
         })
         .await
     }

@@ -529,10 +529,21 @@ async fn open_conversations_are_remembered_and_taken_once(b: &Backend) {
         [conv(3), conv(4)],
         "c003 is remembered once, by the latest job"
     );
+    let pending = |before: i64| {
+        let q = &q;
+        async move {
+            q.pending_open_conversations("12345678", Source::Messaging, before)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(pending(i64::MAX).await, 4);
+    assert_eq!(pending(0).await, 0, "none was recorded before 1970");
     let first = q
         .take_open_conversations("12345678", Source::Messaging, 2, "refetch-1")
         .await
         .unwrap();
+    assert_eq!(pending(i64::MAX).await, 2);
     let rest = q
         .take_open_conversations("12345678", Source::Messaging, 10, "refetch-2")
         .await
@@ -545,6 +556,14 @@ async fn open_conversations_are_remembered_and_taken_once(b: &Backend) {
             .await
             .unwrap()
             .is_empty()
+    );
+    assert_eq!(pending(i64::MAX).await, 0);
+    // A retried refetch gets back what it took before.
+    assert_eq!(
+        q.take_open_conversations("12345678", Source::Messaging, 2, "refetch-1")
+            .await
+            .unwrap(),
+        first
     );
     assert!(
         q.take_open_conversations("12345678", Source::Chat, 10, "x")

@@ -1018,6 +1018,7 @@ impl Client {
             format!("{}?{}", call.url, encode_query(&call.query))
         };
         let retry = &self.inner.config.retry;
+        let api = metrics_api(&call.what);
         let mut attempt = 0;
         let mut renewed = false;
         loop {
@@ -1042,13 +1043,18 @@ impl Client {
             if let Some((content_type, body)) = &call.body {
                 req = req.header("Content-Type", *content_type).body(body.clone());
             }
+            let sent = Instant::now();
+            // The HTTP status once the whole answer is in (none: a connection or timeout error).
+            let mut answered = None;
             let (error, retry_after) = match req.send().await {
                 Err(e) => (transport_error(&call.what, e), None),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
                     let headers = resp.headers().clone();
-                    match resp.bytes().await {
+                    let body = resp.bytes().await;
+                    answered = body.as_ref().ok().map(|_| status);
+                    match body {
                         Err(e) => (transport_error(&call.what, e), retry_after),
                         Ok(body) if (200..300).contains(&status) || status == 304 => {
                             let checked = if status == 304 {
@@ -1058,6 +1064,7 @@ impl Client {
                             };
                             match checked {
                                 Ok(()) => {
+                                    record_attempt(api, answered, sent.elapsed());
                                     return Ok(Answer {
                                         status,
                                         headers,
@@ -1089,6 +1096,7 @@ impl Client {
                 }
             };
             drop(permit);
+            record_attempt(api, answered, sent.elapsed());
             if error.status() == Some(401)
                 && !renewed
                 && self.inner.auth.renewable()
@@ -1097,6 +1105,7 @@ impl Client {
                 // The token may have been dropped by the server early: renew it once.
                 renewed = true;
                 self.forget_token(used).await;
+                lpdrop_metrics::API_RETRIES.inc(&[api, "auth_renewal"]);
                 continue;
             }
             if !error.is_retryable() {
@@ -1109,6 +1118,13 @@ impl Client {
                     last: error.to_string(),
                 });
             }
+            let reason = match &error {
+                Error::Status { status: 429, .. } => "throttled",
+                Error::Status { .. } => "server_error",
+                Error::Transport { .. } => "transport",
+                _ => "bad_answer",
+            };
+            lpdrop_metrics::API_RETRIES.inc(&[api, reason]);
             let mut delay = retry.delay(attempt, &error, retry_after);
             if error.status() == Some(429) {
                 delay = delay.max(call.throttle_floor);
@@ -1532,6 +1548,32 @@ fn transport_error(what: &str, e: reqwest::Error) -> Error {
     }
 }
 
+/// The `api` label of a request's metrics, from its description: a fixed short word, never
+/// the URL, the account or a user.
+fn metrics_api(what: &str) -> &'static str {
+    const APIS: [(&str, &str); 8] = [
+        ("Domain API", "domain"),
+        ("MI search", "msg_hist"),
+        ("MI get-by-id", "msg_hist_by_id"),
+        ("EH search", "eng_hist"),
+        ("account configuration", "account_config"),
+        ("login session refresh", "login_refresh"),
+        ("login", "login"),
+        ("OAuth 2.0 token", "oauth2_token"),
+    ];
+    APIS.iter()
+        .find(|(prefix, _)| what.starts_with(prefix))
+        .map_or("other", |(_, label)| label)
+}
+
+/// One HTTP attempt in the metrics: its status (`error` without an answer) and duration.
+fn record_attempt(api: &'static str, status: Option<u16>, took: Duration) {
+    let status = status.map(|s| s.to_string());
+    let status = status.as_deref().unwrap_or("error");
+    lpdrop_metrics::API_REQUESTS.inc(&[api, status]);
+    lpdrop_metrics::API_REQUEST_DURATION.observe(&[api], took.as_secs_f64());
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is not used by LivePerson's services).
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let value = resp.headers().get("retry-after")?.to_str().ok()?;
@@ -1743,6 +1785,37 @@ mod tests {
         assert!(may_hold_partial(br#"{"info":{"isPartial" : true}}"#));
         assert!(may_hold_partial(br#"{"info":{"isPartial":"true"}}"#));
         assert!(!may_hold_partial(b"{}"));
+    }
+
+    #[test]
+    fn metrics_api_labels_are_fixed_words() {
+        let window = Window::try_new(0, 3_600_000).unwrap();
+        for (what, label) in [
+            (
+                "Domain API lookup of msgHist for account 123".to_string(),
+                "domain",
+            ),
+            (format!("MI search {window} offset 100"), "msg_hist"),
+            ("MI get-by-id of conversation abc".into(), "msg_hist_by_id"),
+            (format!("EH search {window} offset 0"), "eng_hist"),
+            ("EH search of engagement 42".into(), "eng_hist"),
+            (
+                "account configuration users of account 123".into(),
+                "account_config",
+            ),
+            ("login of user \"bob\" to account 123".into(), "login"),
+            (
+                "login session refresh for account 123".into(),
+                "login_refresh",
+            ),
+            (
+                "OAuth 2.0 token for client \"c\" of account 123".into(),
+                "oauth2_token",
+            ),
+            ("something new".into(), "other"),
+        ] {
+            assert_eq!(metrics_api(&what), label, "{what}");
+        }
     }
 
     #[test]

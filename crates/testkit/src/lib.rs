@@ -4,6 +4,8 @@
 //! loudly, naming how to install them (`tests/run-all.sh` installs moto into `.ci/venv`;
 //! `.ci/run` installs Debian's `postgresql`).
 
+pub mod fault_proxy;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
