@@ -134,20 +134,118 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
 
 /// The conversation ids in a drop's `conversations` table.
 fn conversation_ids(drop: &Path) -> Vec<String> {
+    string_column(drop, "conversation_id")
+        .into_iter()
+        .map(|v| v.expect("an id in every row"))
+        .collect()
+}
+
+/// One string column of a drop's `conversations` table, in file and row order.
+fn string_column(drop: &Path, name: &str) -> Vec<Option<String>> {
     let dir = drop.join("parquet/conversations");
-    let mut ids = Vec::new();
+    let mut values = Vec::new();
     for entry in fs::read_dir(&dir).unwrap() {
         let reader = SerializedFileReader::new(fs::File::open(entry.unwrap().path()).unwrap())
             .expect("parquet");
         let schema = reader.metadata().file_metadata().schema_descr();
         let col = (0..schema.num_columns())
-            .find(|&i| schema.column(i).name() == "conversation_id")
-            .expect("a conversation_id column");
+            .find(|&i| schema.column(i).name() == name)
+            .unwrap_or_else(|| panic!("a {name} column"));
         for row in reader.get_row_iter(None).unwrap() {
-            ids.push(row.unwrap().get_string(col).unwrap().clone());
+            values.push(row.unwrap().get_string(col).ok().cloned());
         }
     }
-    ids
+    values
+}
+
+/// `conversation_id -> status` of a drop's conversations.
+fn statuses(drop: &Path) -> BTreeMap<String, String> {
+    conversation_ids(drop)
+        .into_iter()
+        .zip(string_column(drop, "status"))
+        .map(|(id, s)| (id, s.unwrap_or_default()))
+        .collect()
+}
+
+/// Late data: the conversations a job saw open are read again by id once they have closed;
+/// the newer drop holds their final state, and nothing else is read twice.
+#[test]
+fn open_conversations_are_read_again_by_id_once_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out");
+    let emulator = RunningEmulator::start(500);
+    let lp = |args: &[&str]| {
+        let mut cmd = with_queue(&queue, emulator.url());
+        cmd.args(args).arg("--out").arg(&out);
+        run(&mut cmd)
+    };
+    assert!(lp(&["jobs", "add", "--from", "2026-03-01", "--to", "2026-03-02"]).status.success());
+    let worker = || run(with_queue(&queue, emulator.url()).args(["worker", "--once"]));
+    assert!(worker().status.success());
+    let first = committed_drops(&out);
+    assert_eq!(first.len(), 1);
+    let before = statuses(&first[0]);
+    let open: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, s)| s.as_str() == "OPEN")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(open.len() >= 5, "the day has open conversations: {}", open.len());
+    let jobs = jobs_json(&queue);
+    assert_eq!(jobs[0]["counts"]["open_conversations"], open.len() as u64, "{jobs:?}");
+
+    // The emulator's open conversations end; a refetch job reads them again.
+    emulator_post(emulator.url(), "/_emulator/close-open-conversations");
+    let refetch = lp(&["jobs", "refetch"]);
+    assert!(
+        stdout(&refetch).contains(&format!("{} conversations", open.len())),
+        "{}",
+        stdout(&refetch)
+    );
+    let twice = lp(&["jobs", "refetch"]);
+    assert!(stdout(&twice).contains("Nothing to refetch"), "one refetch job at a time");
+    assert!(worker().status.success());
+
+    let drops = committed_drops(&out);
+    assert_eq!(drops.len(), 2);
+    let second = drops.iter().find(|d| **d != first[0]).unwrap();
+    let after = statuses(second);
+    assert_eq!(
+        after.keys().cloned().collect::<BTreeSet<_>>(),
+        open,
+        "exactly the conversations that were open, each once"
+    );
+    assert!(after.values().all(|s| s == "CLOSE"), "{after:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(second.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["source"]["time_basis"], "refetch_enqueued");
+    assert_eq!(manifest["source"]["open_conversations"], 0);
+    assert_eq!(
+        manifest["source"]["filters"]["refetch_conversation_ids"],
+        open.len() as u64
+    );
+    let jobs = jobs_json(&queue);
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|j| j["state"] == "uploaded"), "{jobs:?}");
+    assert_eq!(jobs[1]["origin"], "refetch");
+    // Closed now: nothing is left to read again.
+    assert!(stdout(&lp(&["jobs", "refetch"])).contains("Nothing to refetch"));
+}
+
+/// A POST with no body to the emulator (its test controls).
+fn emulator_post(base: &str, path: &str) {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
 }
 
 /// The emulator's conversation ids with a start time in `[from, to)`.

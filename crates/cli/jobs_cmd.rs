@@ -53,6 +53,22 @@ pub enum JobsCommand {
         #[arg(value_name = "ID")]
         id: i64,
     },
+    /// Enqueue a refetch job now: it re-reads by id the conversations earlier jobs saw still
+    /// open (late data), so the newest drop holds their final state. `lpdrop schedule` does
+    /// this by itself (--refetch-after).
+    ///
+    /// Example: lpdrop jobs refetch --out s3://bucket/folder
+    Refetch {
+        /// The LivePerson account (site) id.
+        #[arg(long, env = "LP_ACCOUNT_ID", value_name = "ID")]
+        account_id: String,
+        /// Where the drop goes: a local folder or s3://bucket/prefix.
+        #[arg(long, env = "LPDROP_OUT", value_name = "DEST")]
+        out: String,
+        /// Tries before the job is dead.
+        #[arg(long, default_value_t = lpdrop_jobs::DEFAULT_MAX_ATTEMPTS, value_name = "N")]
+        max_attempts: u32,
+    },
     /// Queue a failed, dead or cancelled job again, with a fresh allowance of attempts. It
     /// writes the same drop it was going to write (or finds it committed).
     Retry {
@@ -160,6 +176,31 @@ pub async fn run(queue_url: &str, command: JobsCommand) -> Result<()> {
                 job.state,
                 job.spec.max_attempts - job.attempts
             );
+            Ok(())
+        }
+        JobsCommand::Refetch {
+            account_id,
+            out,
+            max_attempts,
+        } => {
+            let dest = normalize_dest(&out)?;
+            let target = crate::schedule::RefetchTarget {
+                account_id: &account_id,
+                source: Source::Messaging,
+                dest: &dest,
+                max_attempts,
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            match crate::schedule::enqueue_refetch(&queue, &target, now, i64::MAX).await? {
+                Some((id, waiting)) => println!(
+                    "Enqueued refetch job {id}: {waiting} conversations of account {account_id} \
+                     that were open are read again by id"
+                ),
+                None => println!(
+                    "Nothing to refetch for account {account_id}: no open conversation waits, \
+                     or a refetch job is pending already"
+                ),
+            }
             Ok(())
         }
     }

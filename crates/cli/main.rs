@@ -435,6 +435,7 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()
                 client: (*lp).client_config(),
                 source: source.into(),
                 window: Window::parse(&from, &to)?,
+                refetch_ids: None,
                 filters: SearchFilters {
                     skill_ids: skills,
                     status: Vec::new(),
@@ -588,6 +589,7 @@ async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
         client: ClientConfig::new(emulator.domain_url(), account, key),
         source: lpdrop_tables::Source::Messaging,
         window,
+        refetch_ids: None,
         filters: SearchFilters::default(),
         dest,
         s3,

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use lpdrop_jobs::schedule::plan;
-use lpdrop_jobs::{JobSpec, Queue, Source, fmt_ms};
+use lpdrop_jobs::{JobSpec, JobState, ListFilter, Queue, REFETCH_ORIGIN, Source, fmt_ms};
 use lpdrop_liveperson::window::parse_time;
 
 use crate::SourceKind;
@@ -42,9 +42,72 @@ pub struct ScheduleArgs {
     /// Tries per job before it is dead.
     #[arg(long, default_value_t = lpdrop_jobs::DEFAULT_MAX_ATTEMPTS, value_name = "N")]
     max_attempts: u32,
+    /// Late data: once conversations that were still open when read have waited this long, a
+    /// refetch job re-reads them by id (at most one such job waits per account and source).
+    /// "off" disables it.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    refetch_after: String,
     /// Pretend the current time is T (for testing a schedule).
     #[arg(long, value_name = "T", hide = true)]
     now: Option<String>,
+}
+
+/// Whose open conversations a refetch job re-reads, and where its drop goes.
+pub struct RefetchTarget<'a> {
+    pub account_id: &'a str,
+    pub source: Source,
+    pub dest: &'a str,
+    pub max_attempts: u32,
+}
+
+/// Enqueues one refetch job when open conversations recorded before `cutoff_ms` wait and no
+/// refetch job of the account and source is pending already. Returns the job id and how many
+/// conversations wait.
+pub async fn enqueue_refetch(
+    queue: &Queue,
+    target: &RefetchTarget<'_>,
+    now_ms: i64,
+    cutoff_ms: i64,
+) -> Result<Option<(i64, u64)>> {
+    let waiting = queue
+        .pending_open_conversations(target.account_id, target.source, cutoff_ms)
+        .await?;
+    if waiting == 0 {
+        return Ok(None);
+    }
+    let pending = queue
+        .list(&ListFilter {
+            states: vec![
+                JobState::Queued,
+                JobState::Running,
+                JobState::Finished,
+                JobState::Failed,
+            ],
+            account_id: Some(target.account_id.to_string()),
+            limit: None,
+        })
+        .await?;
+    if pending
+        .iter()
+        .any(|j| j.spec.origin == REFETCH_ORIGIN && j.spec.source == target.source)
+    {
+        return Ok(None);
+    }
+    // The window records when the refetch was due; the job reads by id, not by window.
+    let from = cutoff_ms.min(now_ms - 1000);
+    let ids = queue
+        .add(&[JobSpec {
+            account_id: target.account_id.to_string(),
+            source: target.source,
+            window_from_ms: from,
+            window_to_ms: now_ms,
+            skill_ids: Vec::new(),
+            dest: target.dest.to_string(),
+            max_attempts: target.max_attempts,
+            origin: REFETCH_ORIGIN.into(),
+        }])
+        .await?;
+    Ok(ids.first().map(|&id| (id, waiting)))
 }
 
 pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
@@ -71,6 +134,22 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
         )
     })?;
 
+    if source == Source::Messaging && args.refetch_after != "off" {
+        let after = parse_duration_ms(&args.refetch_after, "--refetch-after")?;
+        let target = RefetchTarget {
+            account_id: &args.account_id,
+            source,
+            dest: &dest,
+            max_attempts: args.max_attempts,
+        };
+        if let Some((id, waiting)) = enqueue_refetch(&queue, &target, now, now - after).await? {
+            println!(
+                "Enqueued refetch job {id} for account {} {source}: {waiting} conversations \
+                 that were open are read again by id",
+                args.account_id
+            );
+        }
+    }
     let current = queue.watermark(&args.account_id, source).await?;
     let from = match (current, start) {
         (Some(w), _) => w,

@@ -25,6 +25,9 @@ pub struct SyncRequest {
     /// (a snapshot of agents, skills and groups; the window only labels it).
     pub source: Source,
     pub window: Window,
+    /// Late data: re-read exactly these conversations by id (messaging), instead of searching
+    /// the window. `Some(empty)` is a refetch with nothing to do: an empty drop.
+    pub refetch_ids: Option<Vec<String>>,
     pub filters: SearchFilters,
     pub dest: Destination,
     pub s3: S3Args,
@@ -102,16 +105,26 @@ async fn sync_in_span(req: SyncRequest) -> Result<SyncReport> {
         WriterOptions::default(),
     );
     let converter = Converter::new(writer, lineage, req.source);
-    let converter = match req.source {
-        Source::Dimensions => convert_account_config(&client, converter).await?,
-        Source::Messaging | Source::Chat => convert_search(&client, &req, converter)
+    let converter = match (&req.refetch_ids, req.source) {
+        (Some(ids), Source::Messaging) => convert_by_ids(&client, ids, converter)
+            .await
+            .with_context(|| format!("re-reading {} conversations by id", ids.len()))?,
+        (Some(_), other) => anyhow::bail!(
+            "only messaging conversations can be re-read by id, not {}",
+            api_name(other)
+        ),
+        (None, Source::Dimensions) => convert_account_config(&client, converter).await?,
+        (None, Source::Messaging | Source::Chat) => convert_search(&client, &req, converter)
             .await
             .with_context(|| format!("fetching {}", req.window))?,
     };
-    let filters = serde_json::json!({
-        "skill_ids": req.filters.skill_ids,
-        "status": req.filters.status,
-    });
+    let filters = match &req.refetch_ids {
+        Some(ids) => serde_json::json!({ "refetch_conversation_ids": ids.len() }),
+        None => serde_json::json!({
+            "skill_ids": req.filters.skill_ids,
+            "status": req.filters.status,
+        }),
+    };
     let info = DropInfo {
         job: req.job,
         source: SourceInfo {
@@ -119,7 +132,13 @@ async fn sync_in_span(req: SyncRequest) -> Result<SyncReport> {
             api: api_name(req.source).into(),
             window_from: lpdrop_liveperson::window::fmt_ms(req.window.from_ms()),
             window_to: lpdrop_liveperson::window::fmt_ms(req.window.to_ms()),
-            time_basis: time_basis(req.source).into(),
+            time_basis: if req.refetch_ids.is_some() {
+                // The window is when the refetch was enqueued; the conversations started
+                // earlier, each in the window of the job that first saw it open.
+                "refetch_enqueued".into()
+            } else {
+                time_basis(req.source).into()
+            },
             filters,
             conversations: 0,
             open_conversations: 0,
@@ -230,6 +249,33 @@ async fn convert_search(
         .context("the converter thread panicked")??;
     progress.finish();
     fetched?;
+    Ok(converter)
+}
+
+/// Late data: the full records of conversations by id (100 per call), so that the newest drop
+/// holds their final state. Those still open are reported again by the converter.
+async fn convert_by_ids(
+    client: &Client,
+    ids: &[String],
+    mut converter: Converter,
+) -> Result<Converter> {
+    let pages = client.conversations_by_ids(ids).await?;
+    let converter = tokio::task::spawn_blocking(move || -> Result<Converter> {
+        for (n, body) in pages.iter().enumerate() {
+            converter.page(body, None, &format!("MI conversations by id, call {}", n + 1))?;
+        }
+        Ok(converter)
+    })
+    .await
+    .context("the converter thread panicked")??;
+    let found = converter.stats.conversations as usize;
+    if found < ids.len() {
+        tracing::warn!(
+            asked = ids.len(),
+            found,
+            "some conversations asked for by id were not returned (deleted, or past retention)"
+        );
+    }
     Ok(converter)
 }
 

@@ -646,6 +646,9 @@ impl FencingSender {
     }
 }
 
+/// Conversations one refetch job re-reads at most (10 by-id calls); more wait for the next.
+const REFETCH_BATCH: u32 = 1000;
+
 async fn execute(
     queue: &Queue,
     settings: &Settings,
@@ -722,11 +725,33 @@ async fn execute(
         );
     }
 
+    // Late data: a refetch job re-reads the conversations earlier jobs saw open. It takes them
+    // under its own name, so a retried attempt gets the same ones back.
+    let refetch_ids = if job.spec.origin == lpdrop_jobs::REFETCH_ORIGIN {
+        let ids = queue
+            .take_open_conversations(
+                &job.spec.account_id,
+                job.spec.source,
+                REFETCH_BATCH,
+                &format!("job:{}", job.id),
+            )
+            .await?;
+        tracing::info!(
+            "job {}: re-reading {} conversations that were open when first read",
+            job.id,
+            ids.len()
+        );
+        Some(ids)
+    } else {
+        None
+    };
+
     let lp = &settings.lp;
     let report = run_sync(SyncRequest {
         client: lp.client_config(&job.spec.account_id),
         source: crate::table_source(job.spec.source),
         window,
+        refetch_ids,
         filters: SearchFilters {
             skill_ids: job.spec.skill_ids.clone(),
             status: Vec::new(),

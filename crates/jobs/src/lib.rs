@@ -41,6 +41,11 @@ pub const DEFAULT_QUEUE: &str = "./lpdrop.db";
 /// How many times a job is tried (claims, including takeovers) before it is `dead`.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
+/// The `origin` of a refetch job (late data): instead of searching its window, the job re-reads
+/// by id the conversations that earlier jobs of its account and source saw still open (see
+/// [`Queue::take_open_conversations`]); its window only records when it was enqueued.
+pub const REFETCH_ORIGIN: &str = "refetch";
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("job {0} does not exist")]
