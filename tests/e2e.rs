@@ -542,57 +542,10 @@ fn gc_removes_old_uncommitted_drops_and_keeps_the_rest() {
 
 /// Every table of a drop as sorted lines of its non-lineage values, for comparing two drops
 /// of the same records (drop ids and times differ, the data must not).
+/// The drop checked against its manifest, then its rows per table (lineage left out).
 fn table_contents(out_root: &Path, drop: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let manifest = check_drop(out_root, drop);
-    let lineage = ["account_id", "drop_id", "extracted_at"];
-    let mut tables = std::collections::BTreeMap::new();
-    for table in manifest["tables"].as_array().unwrap() {
-        let mut lines = Vec::new();
-        for file in table["files"].as_array().unwrap() {
-            let f = fs::File::open(drop.join(file["path"].as_str().unwrap())).unwrap();
-            for batch in ParquetRecordBatchReaderBuilder::try_new(f)
-                .unwrap()
-                .build()
-                .unwrap()
-            {
-                let batch = batch.unwrap();
-                let schema = batch.schema();
-                // Timestamps compare as their epoch milliseconds (formatting a named zone
-                // would need chrono-tz).
-                let arrays: Vec<_> = (0..batch.num_columns())
-                    .filter(|&i| !lineage.contains(&schema.field(i).name().as_str()))
-                    .map(|i| match batch.column(i).data_type() {
-                        arrow::datatypes::DataType::Timestamp(..) => arrow::compute::cast(
-                            batch.column(i),
-                            &arrow::datatypes::DataType::Int64,
-                        )
-                        .unwrap(),
-                        _ => batch.column(i).clone(),
-                    })
-                    .collect();
-                let columns: Vec<_> = arrays
-                    .iter()
-                    .map(|a| {
-                        ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default()).unwrap()
-                    })
-                    .collect();
-                for row in 0..batch.num_rows() {
-                    lines.push(
-                        columns
-                            .iter()
-                            .map(|c| c.value(row).to_string())
-                            .collect::<Vec<_>>()
-                            .join("\u{1f}"),
-                    );
-                }
-            }
-        }
-        lines.sort();
-        tables.insert(table["name"].as_str().unwrap().to_string(), lines);
-    }
-    tables
+    check_drop(out_root, drop);
+    lpdrop_testkit::contents::table_contents(drop)
 }
 
 #[test]

@@ -342,11 +342,98 @@ pub(crate) struct LpKeys {
     access_token: String,
     #[arg(long, env = "LP_ACCESS_TOKEN_SECRET", hide_env_values = true)]
     access_token_secret: String,
+    #[command(flatten)]
+    api: ApiTuning,
+}
+
+/// How hard lpdrop may push the LivePerson APIs, and how it retries. The defaults follow
+/// LivePerson's guidance; several workers sharing one account should split `--api-max-rps`.
+#[derive(clap::Args, Clone)]
+pub(crate) struct ApiTuning {
+    /// Requests in flight at once per process.
+    #[arg(
+        long,
+        env = "LPDROP_API_CONCURRENCY",
+        default_value_t = 4,
+        value_name = "N"
+    )]
+    api_concurrency: usize,
+    /// Requests per second per process (unlimited when not given), e.g. 10.
+    #[arg(long, env = "LPDROP_API_MAX_RPS", value_name = "RATE")]
+    api_max_rps: Option<f64>,
+    /// Attempts per request, the first included.
+    #[arg(
+        long,
+        env = "LPDROP_API_ATTEMPTS",
+        default_value_t = 6,
+        value_name = "N"
+    )]
+    api_attempts: u32,
+    /// First wait after a 429 (doubles per attempt; at least what Retry-After says).
+    #[arg(
+        long,
+        env = "LPDROP_API_THROTTLE_DELAY",
+        default_value = "1s",
+        value_name = "DURATION"
+    )]
+    api_throttle_delay: String,
+    /// Wait after a 5xx or a broken connection (times the attempt number, then doubling).
+    #[arg(
+        long,
+        env = "LPDROP_API_RETRY_DELAY",
+        default_value = "5s",
+        value_name = "DURATION"
+    )]
+    api_retry_delay: String,
+    /// Time limit of one request, answer included.
+    #[arg(
+        long,
+        env = "LPDROP_API_TIMEOUT",
+        default_value = "120s",
+        value_name = "DURATION"
+    )]
+    api_timeout: String,
+}
+
+/// `90s`, `250ms`, `5m` ... as a std duration.
+fn flag_duration(value: &str, flag: &str) -> Result<std::time::Duration> {
+    if let Some(ms) = value.strip_suffix("ms") {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{flag}: {value:?} is not a duration"))?;
+        return Ok(std::time::Duration::from_millis(ms));
+    }
+    lpdrop_drop::gc::parse_duration(value)
+        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?
+        .to_std()
+        .map_err(|_| anyhow::anyhow!("{flag}: {value:?} must not be negative"))
+}
+
+impl ApiTuning {
+    fn apply(&self, config: &mut ClientConfig) -> Result<()> {
+        if self.api_concurrency == 0 || self.api_attempts == 0 {
+            anyhow::bail!("--api-concurrency and --api-attempts must be at least 1");
+        }
+        if let Some(rps) = self.api_max_rps
+            && !(rps > 0.0 && rps.is_finite())
+        {
+            anyhow::bail!("--api-max-rps must be a positive number, not {rps}");
+        }
+        config.concurrency = self.api_concurrency;
+        config.max_requests_per_second = self.api_max_rps;
+        config.retry.max_attempts = self.api_attempts;
+        config.retry.throttle_delay =
+            flag_duration(&self.api_throttle_delay, "--api-throttle-delay")?;
+        config.retry.server_error_delay =
+            flag_duration(&self.api_retry_delay, "--api-retry-delay")?;
+        config.request_timeout = flag_duration(&self.api_timeout, "--api-timeout")?;
+        Ok(())
+    }
 }
 
 impl LpKeys {
-    pub(crate) fn client_config(&self, account_id: &str) -> ClientConfig {
-        ClientConfig::new(
+    pub(crate) fn client_config(&self, account_id: &str) -> Result<ClientConfig> {
+        let mut config = ClientConfig::new(
             self.domain.clone(),
             account_id,
             ApiKey {
@@ -355,12 +442,14 @@ impl LpKeys {
                 access_token: self.access_token.clone(),
                 access_token_secret: self.access_token_secret.clone(),
             },
-        )
+        );
+        self.api.apply(&mut config)?;
+        Ok(config)
     }
 }
 
 impl LpArgs {
-    fn client_config(self) -> ClientConfig {
+    fn client_config(self) -> Result<ClientConfig> {
         self.keys.client_config(&self.account_id)
     }
 }
@@ -432,7 +521,7 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()
             s3,
         } => {
             let report = run_sync(SyncRequest {
-                client: (*lp).client_config(),
+                client: (*lp).client_config()?,
                 source: source.into(),
                 window: Window::parse(&from, &to)?,
                 refetch_ids: None,

@@ -180,6 +180,11 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
         lp: (*args.lp).clone(),
         s3: args.s3.clone(),
     });
+    // Bad API settings would fail every job: refuse them before taking any.
+    settings
+        .lp
+        .client_config("0")
+        .context("LivePerson API settings")?;
     lpdrop_metrics::describe_all();
     lpdrop_metrics::BUILD_INFO.set(&[env!("CARGO_PKG_VERSION")], 1.0);
     if let Some(addr) = args.metrics_addr {
@@ -748,7 +753,9 @@ async fn execute(
 
     let lp = &settings.lp;
     let report = run_sync(SyncRequest {
-        client: lp.client_config(&job.spec.account_id),
+        client: lp
+            .client_config(&job.spec.account_id)
+            .map_err(|e| JobError::Permanent(format!("{e:#}")))?,
         source: crate::table_source(job.spec.source),
         window,
         refetch_ids,

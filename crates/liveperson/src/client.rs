@@ -1132,6 +1132,13 @@ impl Client {
                     self.inner.limiter.pause_for(delay);
                 }
             }
+            tracing::debug!(
+                request = %call.what,
+                attempt,
+                reason,
+                delay_ms = delay.as_millis() as u64,
+                "retrying: {error}"
+            );
             tokio::time::sleep(delay).await;
         }
     }
