@@ -180,7 +180,11 @@ fn open_conversations_are_read_again_by_id_once_closed() {
         cmd.args(args).arg("--out").arg(&out);
         run(&mut cmd)
     };
-    assert!(lp(&["jobs", "add", "--from", "2026-03-01", "--to", "2026-03-02"]).status.success());
+    assert!(
+        lp(&["jobs", "add", "--from", "2026-03-01", "--to", "2026-03-02"])
+            .status
+            .success()
+    );
     let worker = || run(with_queue(&queue, emulator.url()).args(["worker", "--once"]));
     assert!(worker().status.success());
     let first = committed_drops(&out);
@@ -191,9 +195,17 @@ fn open_conversations_are_read_again_by_id_once_closed() {
         .filter(|(_, s)| s.as_str() == "OPEN")
         .map(|(id, _)| id.clone())
         .collect();
-    assert!(open.len() >= 5, "the day has open conversations: {}", open.len());
+    assert!(
+        open.len() >= 5,
+        "the day has open conversations: {}",
+        open.len()
+    );
     let jobs = jobs_json(&queue);
-    assert_eq!(jobs[0]["counts"]["open_conversations"], open.len() as u64, "{jobs:?}");
+    assert_eq!(
+        jobs[0]["counts"]["open_conversations"],
+        open.len() as u64,
+        "{jobs:?}"
+    );
 
     // The emulator's open conversations end; a refetch job reads them again.
     emulator_post(emulator.url(), "/_emulator/close-open-conversations");
@@ -204,7 +216,10 @@ fn open_conversations_are_read_again_by_id_once_closed() {
         stdout(&refetch)
     );
     let twice = lp(&["jobs", "refetch"]);
-    assert!(stdout(&twice).contains("Nothing to refetch"), "one refetch job at a time");
+    assert!(
+        stdout(&twice).contains("Nothing to refetch"),
+        "one refetch job at a time"
+    );
     assert!(worker().status.success());
 
     let drops = committed_drops(&out);

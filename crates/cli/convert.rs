@@ -15,7 +15,7 @@ use lpdrop_liveperson::window::fmt_ms;
 use lpdrop_tables::{Lineage, MESSAGING_TABLES};
 
 use crate::dest::{Destination, S3Args, open_sink};
-use crate::pipeline::Converter;
+use crate::pipeline::{Converter, DecodedPage, decode_messaging_page};
 use crate::sync::{PlannedDrop, SyncReport};
 
 pub struct ConvertRequest {
@@ -40,6 +40,61 @@ fn page_files(input: &Path) -> Result<Vec<PathBuf>> {
         bail!("{} holds no .json page files", input.display());
     }
     Ok(files)
+}
+
+/// Threads that read and decode pages: `LPDROP_DECODE_THREADS`, by default one per core. One
+/// more thread splits the decoded records into tables and encodes parquet.
+fn decode_threads() -> usize {
+    std::env::var("LPDROP_DECODE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(64)
+}
+
+/// Decoded pages that may wait for the table thread, per decoding thread: enough to ride
+/// out uneven pages, few enough to keep memory flat.
+const DECODED_AHEAD: usize = 2;
+
+/// Reads and decodes `files` on `threads` threads, and gives the pages to `take` in file
+/// order. Thread `t` takes files `t`, `t + threads`, ... and has its own bounded channel, which
+/// the caller reads in turn: the order never depends on timing, and at most
+/// `threads × (DECODED_AHEAD + 1)` decoded pages are in memory.
+fn decode_in_order(
+    files: &[PathBuf],
+    threads: usize,
+    mut take: impl FnMut(DecodedPage) -> Result<()>,
+) -> Result<()> {
+    let threads = threads.clamp(1, files.len().max(1));
+    std::thread::scope(|scope| {
+        let mut decoded = Vec::with_capacity(threads);
+        for first in 0..threads {
+            let (tx, rx) = mpsc::sync_channel::<Result<DecodedPage>>(DECODED_AHEAD);
+            scope.spawn(move || {
+                for file in files.iter().skip(first).step_by(threads) {
+                    let page = std::fs::read(file)
+                        .with_context(|| format!("cannot read {}", file.display()))
+                        .and_then(|bytes| {
+                            decode_messaging_page(&bytes, &file.display().to_string())
+                        });
+                    let failed = page.is_err();
+                    // The receiver is gone when the caller stopped at an error.
+                    if tx.send(page).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            decoded.push(rx);
+        }
+        for i in 0..files.len() {
+            let page = decoded[i % threads]
+                .recv()
+                .map_err(|_| anyhow::anyhow!("a decoding thread stopped early"))??;
+            take(page)?;
+        }
+        Ok(())
+    })
 }
 
 /// The account of the first readable record of the first pages.
@@ -81,24 +136,16 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
     let total = files.len();
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
 
-    // Reading files overlaps with decoding and encoding; the bounded channel keeps memory flat.
+    // Reading and decoding run on `threads` threads; this one splits the records into tables
+    // and encodes parquet. Bounded channels keep memory flat.
+    let threads = decode_threads();
     let work = tokio::task::spawn_blocking(move || -> Result<_> {
-        let (tx, rx) = mpsc::sync_channel::<(PathBuf, std::io::Result<Vec<u8>>)>(4);
-        let reader = std::thread::spawn(move || {
-            for file in files {
-                let bytes = std::fs::read(&file);
-                if tx.send((file, bytes)).is_err() {
-                    break;
-                }
-            }
-        });
         let mut converter =
             Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging);
         let mut last = Instant::now();
         let mut done = 0usize;
-        for (file, bytes) in rx {
-            let bytes = bytes.with_context(|| format!("cannot read {}", file.display()))?;
-            converter.page(&bytes, window, &file.display().to_string())?;
+        decode_in_order(&files, threads, |page| {
+            converter.decoded_page(page, window)?;
             done += 1;
             if progress && last.elapsed() >= Duration::from_secs(1) {
                 last = Instant::now();
@@ -107,13 +154,14 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
                     converter.stats.conversations
                 );
             }
-        }
+            Ok(())
+        })?;
         if progress {
             eprintln!();
         }
-        reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the file reader panicked"))?;
+        if std::env::var_os("LPDROP_DEBUG_MEMORY").is_some() {
+            eprintln!("DEBUG writer memory: {:?}", converter.writer_memory());
+        }
         let (from, to) = match (window, converter.start_range) {
             (Some(w), _) => (w.from_ms(), w.to_ms()),
             (None, Some((lo, hi))) => (lo, hi + 1),

@@ -10,7 +10,7 @@ use lpdrop_liveperson::page::{
     decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
     parse_chat_page, parse_entity_list, parse_page,
 };
-use lpdrop_liveperson::{AccountEntity, Window};
+use lpdrop_liveperson::{AccountEntity, Conversation, Window};
 use lpdrop_tables::{
     ChatTables, DimensionTables, Lineage, MessagingTables, QuarantinedRecord, Source, TableBuffer,
 };
@@ -19,6 +19,47 @@ use lpdrop_tables::{
 const BATCH_ROWS: usize = 8192;
 /// A table buffer is also cut when its values reach about this many bytes (long transcripts).
 const BATCH_BYTES: usize = 16 << 20;
+/// All table buffers of a drop together: past this, the largest are handed to the writer
+/// early, so that 32 tables cannot hold 32 × [`BATCH_BYTES`] between them.
+const BUFFERS_BYTES: usize = 32 << 20;
+
+/// A Messaging Interactions search page, decoded: its records in page order. Decoding is the
+/// costly part of a page, and needs nothing from the [`Converter`], so `convert` does it on
+/// several threads ([`decode_messaging_page`]) and hands the pages over in file order
+/// ([`Converter::decoded_page`]), which keeps the drop independent of thread timing.
+pub struct DecodedPage {
+    origin: String,
+    input_bytes: u64,
+    records: Vec<Result<Conversation, Unreadable>>,
+}
+
+/// A record that could not be read: it goes to quarantine.
+struct Unreadable {
+    reason: String,
+    record: String,
+}
+
+/// Parses and decodes one search page; `origin` names the page in errors and quarantine.
+pub fn decode_messaging_page(body: &[u8], origin: &str) -> Result<DecodedPage> {
+    let parsed = parse_page(body)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| origin.to_string())?;
+    let records = parsed
+        .records
+        .iter()
+        .map(|raw| {
+            decode_record(raw).map_err(|reason| Unreadable {
+                reason,
+                record: raw.get().to_string(),
+            })
+        })
+        .collect();
+    Ok(DecodedPage {
+        origin: origin.to_string(),
+        input_bytes: body.len() as u64,
+        records,
+    })
+}
 
 /// Counts of what went through the pipeline.
 #[derive(Debug, Clone, Copy, Default)]
@@ -157,17 +198,12 @@ impl Converter {
         }
     }
 
-    fn quarantine(
-        &mut self,
-        reason: String,
-        origin: String,
-        raw: &serde_json::value::RawValue,
-    ) -> Result<()> {
+    fn quarantine(&mut self, reason: String, origin: String, record: String) -> Result<()> {
         self.stats.quarantined += 1;
         self.writer.quarantine(&QuarantinedRecord {
             reason,
             origin,
-            record: raw.get().to_string(),
+            record,
         })?;
         Ok(())
     }
@@ -181,17 +217,27 @@ impl Converter {
     }
 
     fn messaging_page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
-        let parsed = parse_page(body)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| origin.to_string())?;
+        let page = decode_messaging_page(body, origin)?;
+        self.decoded_page(page, window)
+    }
+
+    /// Takes a page decoded by [`decode_messaging_page`], exactly as [`Converter::page`] takes
+    /// its bytes: records outside `window` are skipped, and repeated conversations too (the
+    /// first sighting wins, so pages must come in their order).
+    pub fn decoded_page(&mut self, page: DecodedPage, window: Option<Window>) -> Result<()> {
+        let DecodedPage {
+            origin,
+            input_bytes,
+            records,
+        } = page;
         self.stats.pages += 1;
-        self.stats.input_bytes += body.len() as u64;
-        for (i, raw) in parsed.records.iter().enumerate() {
+        self.stats.input_bytes += input_bytes;
+        for (i, decoded) in records.into_iter().enumerate() {
             self.stats.records += 1;
-            let conversation = match decode_record(raw) {
+            let conversation = match decoded {
                 Ok(c) => c,
-                Err(reason) => {
-                    self.quarantine(reason, format!("{origin} record {i}"), raw)?;
+                Err(Unreadable { reason, record }) => {
+                    self.quarantine(reason, format!("{origin} record {i}"), record)?;
                     continue;
                 }
             };
@@ -240,7 +286,8 @@ impl Converter {
             let chat = match decode_chat_record(raw) {
                 Ok(c) => c,
                 Err(reason) => {
-                    self.quarantine(reason, format!("{origin} record {i}"), raw)?;
+                    let record = raw.get().to_string();
+                    self.quarantine(reason, format!("{origin} record {i}"), record)?;
                     continue;
                 }
             };
@@ -297,22 +344,47 @@ impl Converter {
             };
             match appended {
                 Ok(()) => self.stats.entities += 1,
-                Err(reason) => self.quarantine(reason, format!("{origin} entity {i}"), raw)?,
+                Err(reason) => {
+                    let record = raw.get().to_string();
+                    self.quarantine(reason, format!("{origin} entity {i}"), record)?
+                }
             }
         }
         self.flush(false)
     }
 
-    /// Hands buffered rows to the writer: full buffers only, or everything at the end.
+    /// Hands buffered rows to the writer: full buffers, then the largest others while all
+    /// together hold more than [`BUFFERS_BYTES`]; or everything at the end.
     fn flush(&mut self, all: bool) -> Result<()> {
-        for buffer in self.tables.buffers_mut() {
+        let buffers = self.tables.buffers_mut();
+        let mut held = 0;
+        for buffer in buffers.iter_mut() {
             let full = buffer.rows() >= BATCH_ROWS || buffer.approx_bytes() >= BATCH_BYTES;
             if buffer.rows() > 0 && (all || full) {
                 let batch = buffer.finish_batch(&self.lineage);
                 self.writer.write_batch(buffer.def().name, &batch)?;
+            } else {
+                held += buffer.approx_bytes();
             }
         }
+        while held > BUFFERS_BYTES {
+            let Some(largest) = buffers
+                .iter_mut()
+                .filter(|b| b.rows() > 0)
+                .max_by_key(|b| b.approx_bytes())
+            else {
+                break;
+            };
+            held -= largest.approx_bytes();
+            let batch = largest.finish_batch(&self.lineage);
+            self.writer.write_batch(largest.def().name, &batch)?;
+        }
         Ok(())
+    }
+
+    /// What the drop writer's open row groups hold (see [`DropWriter::memory_stats`]).
+    pub fn writer_memory(&self) -> lpdrop_drop::writer::MemoryStats {
+        self.writer.memory_stats()
     }
 
     /// Writes what is left and commits the drop; `may_commit` is asked right before the

@@ -262,7 +262,11 @@ async fn convert_by_ids(
     let pages = client.conversations_by_ids(ids).await?;
     let converter = tokio::task::spawn_blocking(move || -> Result<Converter> {
         for (n, body) in pages.iter().enumerate() {
-            converter.page(body, None, &format!("MI conversations by id, call {}", n + 1))?;
+            converter.page(
+                body,
+                None,
+                &format!("MI conversations by id, call {}", n + 1),
+            )?;
         }
         Ok(converter)
     })

@@ -2,12 +2,17 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use lpdrop_tables::{QuarantinedRecord, SCHEMA_VERSION, TableDef};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowWriterOptions, PageKey, PageStore, PageStoreArgs, PageStoreFactory,
+};
 use parquet::basic::Compression;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use sha2::{Digest, Sha256};
@@ -42,7 +47,7 @@ pub enum DropError {
     Layout(#[from] crate::layout::LayoutError),
 }
 
-/// Sizes that shape the files readers get (pitfalls P7).
+/// Sizes that shape the files readers get (pitfalls P7), and the writer's memory.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// A row group is closed once its encoded size reaches this (default 64 MiB).
@@ -50,6 +55,17 @@ pub struct WriterOptions {
     /// A file is closed and the next part started past this size (default 256 MiB).
     pub max_file_bytes: u64,
     pub compression: Compression,
+    /// Memory that the open row groups of every table may hold together (default 128 MiB).
+    /// Past it, the row group holding the most memory is written out early, then the next
+    /// largest, until the total is back under: memory stays flat however many tables a drop
+    /// has, and small tables are not cut into tiny row groups (the largest goes first).
+    pub memory_budget_bytes: usize,
+    /// Keep the finished pages of open row groups in an unnamed temporary file next to the
+    /// staged parquet file instead of in memory (default on). Row groups then reach
+    /// `row_group_bytes` while only the column encoders (dictionaries, the page being built)
+    /// stay in memory; the pages are written once more and read back once, from the page
+    /// cache in practice.
+    pub spill_pages: bool,
 }
 
 impl Default for WriterOptions {
@@ -58,8 +74,26 @@ impl Default for WriterOptions {
             row_group_bytes: 64 << 20,
             max_file_bytes: 256 << 20,
             compression: Compression::SNAPPY,
+            memory_budget_bytes: std::env::var("XBUDGET")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(128 << 20),
+            spill_pages: true,
         }
     }
+}
+
+/// What the writer's buffers held, for tests, logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Memory held now by the open row groups of every table (their column encoders, and
+    /// their finished pages unless those are spilled).
+    pub buffered_bytes: usize,
+    /// The highest total seen, measured right after a batch was appended and before any
+    /// row group was written out for the budget: at most the budget plus what one batch adds.
+    pub peak_buffered_bytes: usize,
+    /// Row groups written out early because the total went past the budget.
+    pub budget_flushes: u64,
 }
 
 impl WriterOptions {
@@ -70,6 +104,18 @@ impl WriterOptions {
             // Data page v1 is what every engine reads (pitfalls P6).
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_created_by(format!("lpdrop {}", env!("CARGO_PKG_VERSION")))
+            .set_dictionary_page_size_limit(
+                std::env::var("XDICT")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1 << 20),
+            )
+            .set_data_page_size_limit(
+                std::env::var("XPAGE")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1 << 20),
+            )
             .build()
     }
 }
@@ -93,12 +139,161 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Finished pages of one file's open row group, kept in an unnamed temporary file: every
+/// column chunk of the file shares it, each page is read back once when its row group is
+/// written out, and the file is emptied whenever no page is left in it.
+struct SpillFile {
+    file: File,
+    /// Bytes handed over so far (written, or waiting in `pending`).
+    len: u64,
+    /// Small pages are gathered here and written together.
+    pending: Vec<u8>,
+    /// Where `pending` starts in the file.
+    pending_at: u64,
+    /// Pages put and not yet taken back.
+    live: usize,
+}
+
+/// Size of a spill file's write buffer.
+const SPILL_BUFFER: usize = 256 << 10;
+
+impl SpillFile {
+    fn new(dir: &Path) -> io::Result<Self> {
+        Ok(SpillFile {
+            // O_TMPFILE where the file system has it: never visible in the table folder.
+            file: tempfile::tempfile_in(dir)?,
+            len: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+            live: 0,
+        })
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.file.write_all_at(&self.pending, self.pending_at)?;
+            self.pending_at += self.pending.len() as u64;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, value: &[u8]) -> io::Result<(u64, usize)> {
+        let at = self.len;
+        if self.pending.len() + value.len() > SPILL_BUFFER {
+            self.write_pending()?;
+        }
+        if value.len() >= SPILL_BUFFER {
+            // A big page goes straight to the file; `pending` is empty and starts after it.
+            self.file.write_all_at(value, at)?;
+            self.pending_at = at + value.len() as u64;
+        } else {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(SPILL_BUFFER);
+            }
+            self.pending.extend_from_slice(value);
+        }
+        self.len += value.len() as u64;
+        self.live += 1;
+        Ok((at, value.len()))
+    }
+
+    fn take(&mut self, (at, len): (u64, usize)) -> io::Result<Bytes> {
+        let mut page = vec![0u8; len];
+        if at >= self.pending_at {
+            let start = (at - self.pending_at) as usize;
+            page.copy_from_slice(&self.pending[start..start + len]);
+        } else {
+            self.file.read_exact_at(&mut page, at)?;
+        }
+        self.live -= 1;
+        if self.live == 0 {
+            // The row group has been written out: start the next one at offset 0.
+            self.file.set_len(0)?;
+            self.len = 0;
+            self.pending = Vec::new();
+            self.pending_at = 0;
+        }
+        Ok(Bytes::from(page))
+    }
+}
+
+/// The pages of one column chunk, in a [`SpillFile`] shared with the file's other columns.
+struct SpilledPages {
+    file: Arc<Mutex<SpillFile>>,
+    pages: Vec<(u64, usize)>,
+}
+
+fn spill_err(e: io::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl PageStore for SpilledPages {
+    fn put(&mut self, value: Bytes) -> parquet::errors::Result<PageKey> {
+        let loc = self
+            .file
+            .lock()
+            .expect("spill file lock")
+            .put(&value)
+            .map_err(spill_err)?;
+        self.pages.push(loc);
+        Ok(PageKey::new(self.pages.len() as u64 - 1))
+    }
+
+    fn take(&mut self, key: PageKey) -> parquet::errors::Result<Bytes> {
+        let loc = *self.pages.get(key.get() as usize).ok_or_else(|| {
+            parquet::errors::ParquetError::General(format!("no spilled page {}", key.get()))
+        })?;
+        self.file
+            .lock()
+            .expect("spill file lock")
+            .take(loc)
+            .map_err(spill_err)
+    }
+}
+
+#[derive(Debug)]
+struct SpillFactory(Arc<Mutex<SpillFile>>);
+
+impl std::fmt::Debug for SpillFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpillFile")
+            .field("len", &self.len)
+            .field("live", &self.live)
+            .finish()
+    }
+}
+
+impl PageStoreFactory for SpillFactory {
+    fn create(&self, _args: &PageStoreArgs<'_>) -> parquet::errors::Result<Box<dyn PageStore>> {
+        Ok(Box::new(SpilledPages {
+            file: Arc::clone(&self.0),
+            pages: Vec::new(),
+        }))
+    }
+}
+
 struct OpenFile {
     key: String,
     path_in_drop: String,
     staged: PathBuf,
     writer: ArrowWriter<HashingWriter<BufWriter<File>>>,
     rows: u64,
+    /// Whether finished pages go to a spill file, whose write buffer is then held too.
+    spills: bool,
+}
+
+impl OpenFile {
+    /// Memory held by the open row group: the column encoders and the pages kept in memory
+    /// ([`ArrowWriter::memory_size`]), plus the spill file's write buffer while it is used.
+    fn buffered(&self) -> usize {
+        let spill_buffer = if self.spills && self.writer.in_progress_rows() > 0 {
+            SPILL_BUFFER
+        } else {
+            0
+        };
+        self.writer.memory_size() + spill_buffer
+    }
 }
 
 /// The files of one table: rolls over to a new part past the size limit.
@@ -107,6 +302,8 @@ struct TableWriter {
     next_part: u32,
     open: Option<OpenFile>,
     done: Vec<FileEntry>,
+    /// Memory held by the open row group, as of the last change.
+    buffered: usize,
 }
 
 impl TableWriter {
@@ -128,14 +325,44 @@ impl TableWriter {
         };
         file.writer.write(batch).map_err(perr)?;
         file.rows += batch.num_rows() as u64;
-        // ArrowWriter buffers a whole row group in memory: cut it by size, not just rows.
+        // ArrowWriter buffers a whole row group: cut it by size, not just rows.
         if file.writer.in_progress_size() >= options.row_group_bytes {
             file.writer.flush().map_err(perr)?;
         }
+        self.roll_over_if_full(sink, options)
+    }
+
+    /// Writes the open row group out now (for the memory budget).
+    fn flush_row_group(
+        &mut self,
+        sink: &dyn Sink,
+        options: &WriterOptions,
+    ) -> Result<(), DropError> {
+        let Some(file) = self.open.as_mut() else {
+            return Ok(());
+        };
+        file.writer.flush().map_err(|source| DropError::Parquet {
+            table: self.def.name.to_string(),
+            source,
+        })?;
+        self.roll_over_if_full(sink, options)
+    }
+
+    /// Closes the open file past the size limit, and notes the memory its row group holds.
+    fn roll_over_if_full(
+        &mut self,
+        sink: &dyn Sink,
+        options: &WriterOptions,
+    ) -> Result<(), DropError> {
+        let Some(file) = self.open.as_ref() else {
+            self.buffered = 0;
+            return Ok(());
+        };
         let written = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
         if written >= options.max_file_bytes {
             self.close_part(sink)?;
         }
+        self.buffered = self.open.as_ref().map_or(0, OpenFile::buffered);
         Ok(())
     }
 
@@ -154,21 +381,35 @@ impl TableWriter {
             source,
         })?;
         let out = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            // Parquet hands over whole pages (or 8 KiB at least), and every table of a drop
+            // has a file open: a small buffer is enough.
+            inner: BufWriter::with_capacity(64 << 10, file),
             hasher: Sha256::new(),
             bytes: 0,
         };
-        let writer = ArrowWriter::try_new(out, self.def.arrow_schema(), Some(options.properties()))
-            .map_err(|source| DropError::Parquet {
-                table: self.def.name.to_string(),
+        let mut writer_options = ArrowWriterOptions::new().with_properties(options.properties());
+        if options.spill_pages {
+            let dir = staged.parent().unwrap_or(Path::new("."));
+            let spill = SpillFile::new(dir).map_err(|source| DropError::Io {
+                key: format!("{key} (spill file in {})", dir.display()),
                 source,
             })?;
+            writer_options = writer_options
+                .with_page_store_factory(Arc::new(SpillFactory(Arc::new(Mutex::new(spill)))));
+        }
+        let writer =
+            ArrowWriter::try_new_with_options(out, self.def.arrow_schema(), writer_options)
+                .map_err(|source| DropError::Parquet {
+                    table: self.def.name.to_string(),
+                    source,
+                })?;
         Ok(OpenFile {
             key,
             path_in_drop,
             staged,
             writer,
             rows: 0,
+            spills: options.spill_pages,
         })
     }
 
@@ -177,6 +418,7 @@ impl TableWriter {
         let Some(file) = self.open.take() else {
             return Ok(());
         };
+        self.buffered = 0;
         let key = file.key.clone();
         let io_err = |source| DropError::Io {
             key: key.clone(),
@@ -262,6 +504,7 @@ pub struct DropWriter {
     tables: Vec<TableWriter>,
     quarantine: Option<(String, PathBuf, HashingWriter<BufWriter<File>>)>,
     quarantined: u64,
+    memory: MemoryStats,
 }
 
 impl DropWriter {
@@ -282,10 +525,12 @@ impl DropWriter {
                     next_part: 0,
                     open: None,
                     done: Vec::new(),
+                    buffered: 0,
                 })
                 .collect(),
             quarantine: None,
             quarantined: 0,
+            memory: MemoryStats::default(),
         }
     }
 
@@ -293,7 +538,9 @@ impl DropWriter {
         &self.layout
     }
 
-    /// Appends a batch to a table's current file.
+    /// Appends a batch to a table's current file. When the open row groups of all tables then
+    /// hold more than [`WriterOptions::memory_budget_bytes`], the largest are written out
+    /// until they hold less.
     pub fn write_batch(&mut self, table: &str, batch: &RecordBatch) -> Result<(), DropError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -303,7 +550,59 @@ impl DropWriter {
             .iter_mut()
             .find(|t| t.def.name == table)
             .ok_or_else(|| DropError::UnknownTable(table.to_string()))?;
-        writer.write(batch, &self.layout, self.sink.as_ref(), &self.options)
+        writer.write(batch, &self.layout, self.sink.as_ref(), &self.options)?;
+        self.keep_to_budget()
+    }
+
+    /// What the open row groups hold now, and the most they held.
+    pub fn memory_stats(&self) -> MemoryStats {
+        MemoryStats {
+            buffered_bytes: self.buffered_bytes(),
+            ..self.memory
+        }
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.buffered).sum()
+    }
+
+    /// Writes out the row group holding the most memory, then the next, while the total is
+    /// over the budget. Largest first: a big table reaches the budget again soon and is cut
+    /// again, while a small one keeps growing into one reasonable row group.
+    fn keep_to_budget(&mut self) -> Result<(), DropError> {
+        let mut total = self.buffered_bytes();
+        self.memory.peak_buffered_bytes = self.memory.peak_buffered_bytes.max(total);
+        while total > self.options.memory_budget_bytes {
+            let Some(largest) = self
+                .tables
+                .iter_mut()
+                .filter(|t| t.open.is_some() && t.buffered > 0)
+                .max_by_key(|t| t.buffered)
+            else {
+                break;
+            };
+            let before = largest.buffered;
+            largest.flush_row_group(self.sink.as_ref(), &self.options)?;
+            self.memory.budget_flushes += 1;
+            if std::env::var_os("LPDROP_DEBUG_MEMORY").is_some() {
+                eprintln!(
+                    "DEBUG budget flush {} {} -> {} (total {total}) rgs {:?}",
+                    largest.def.name,
+                    before,
+                    largest.buffered,
+                    largest
+                        .open
+                        .as_ref()
+                        .map(|f| f.writer.flushed_row_groups().len())
+                );
+            }
+            if largest.buffered >= before {
+                // Nothing left to write out (an encoder that holds memory between row groups).
+                break;
+            }
+            total = self.buffered_bytes();
+        }
+        Ok(())
     }
 
     /// Keeps a record that could not be read, with its reason.
@@ -358,6 +657,7 @@ impl DropWriter {
             tables,
             quarantine,
             quarantined,
+            memory: _,
         } = self;
         let mut entries = Vec::with_capacity(tables.len());
         for table in tables {
