@@ -38,6 +38,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo deny (licences, bans, sources; advisories where the database is available)"
+bash tests/deny.sh
 echo "== cargo test"
 cargo test --locked --workspace
 

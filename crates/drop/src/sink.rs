@@ -87,9 +87,15 @@ impl LocalSink {
             uuid::Uuid::new_v4().simple()
         ));
         let mut f = File::create(&tmp).map_err(self.err("creating", &tmp))?;
-        f.write_all(bytes).map_err(self.err("writing", &tmp))?;
-        f.sync_all().map_err(self.err("syncing", &tmp))?;
-        Ok(tmp)
+        let written = f
+            .write_all(bytes)
+            .map_err(self.err("writing", &tmp))
+            .and_then(|()| f.sync_all().map_err(self.err("syncing", &tmp)));
+        if written.is_err() {
+            // A full disk must not leave a half-written `.upload.complete.*.tmp` behind.
+            let _ = fs::remove_file(&tmp);
+        }
+        written.map(|()| tmp)
     }
 }
 
@@ -122,7 +128,10 @@ impl Sink for LocalSink {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
         let path = self.path(key)?;
         let tmp = self.write_temp(&path, bytes)?;
-        fs::rename(&tmp, &path).map_err(self.err("moving into place", &path))?;
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.err("moving into place", &path)(e));
+        }
         sync_dir(path.parent().expect("keys have a parent"))
             .map_err(self.err("syncing folder of", &path))
     }
@@ -149,9 +158,16 @@ impl Sink for LocalSink {
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
                         Err(e) => return Err(self.err("creating", &path)(e)),
                     };
-                    f.write_all(bytes).map_err(self.err("writing", &path))?;
-                    f.sync_all().map_err(self.err("syncing", &path))?;
-                    return Ok(true);
+                    let written = f
+                        .write_all(bytes)
+                        .map_err(self.err("writing", &path))
+                        .and_then(|()| f.sync_all().map_err(self.err("syncing", &path)));
+                    if written.is_err() {
+                        // Never leave a partial object under the final name: for the marker
+                        // that would commit a drop whose marker cannot be read.
+                        let _ = fs::remove_file(&path);
+                    }
+                    return written.map(|()| true);
                 }
                 Err(self.err("creating", &path)(e))
             }
