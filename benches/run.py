@@ -8,8 +8,14 @@ For each size (conversations of the emulator's data set, saved as search pages):
   3. the peer a data engineer would reach for: DuckDB `read_json_objects` + `unnest` +
      `COPY ... TO parquet` for the core tables (fewer tables and columns than lpdrop writes).
 
-Usage: python3 benches/run.py [--sizes 10000,100000] [--threads 2] [--keep]
-Needs: cargo, and .ci/venv with duckdb (bash tests/run-all.sh creates it).
+Sizes whose pages would not fit on the scratch disk (about 22 KB per conversation; see
+--stream-above) are streamed instead: a base set of --stream-base conversations is dumped, its
+ceiling measured, then its pages are held in memory and fed to `lpdrop convert --input -` one
+per line, again and again, each pass with its own conversation ids, so that nothing but the
+drop is ever written.
+
+Usage: python3 benches/run.py [--sizes 10000,100000,1000000] [--threads 2] [--keep] [--jobs 0]
+Needs: cargo, and .ci/venv with duckdb and pyarrow (bash tests/run-all.sh creates it).
 """
 
 import argparse
@@ -17,10 +23,12 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,24 +36,110 @@ BIN = os.path.join(ROOT, "target", "release", "lpdrop")
 BASELINE = os.path.join(ROOT, "target", "release", "examples", "parse_baseline")
 
 
-def timed(cmd, allow_failure=False, **kw):
+def timed(cmd, allow_failure=False, feed=None, with_stderr=False, **kw):
     """Runs a command; returns (seconds, peak RSS in MiB of that child, stdout), or None when
-    it failed and `allow_failure` is set."""
+    it failed and `allow_failure` is set. `feed(pipe)`, when given, writes the child's stdin."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-    out_chunks = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.PIPE if feed else subprocess.DEVNULL, **kw)
+    # Drain the pipes while the child runs, so that it never blocks on a full one.
+    chunks = {"out": [], "err": []}
+    drains = [threading.Thread(target=lambda k=k, f=f: chunks[k].append(f.read()), daemon=True)
+              for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for t in drains:
+        t.start()
+    if feed:
+        try:
+            feed(proc.stdin)
+        except BrokenPipeError:
+            pass
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
     # wait4 gives this child's own rusage (ru_maxrss in KiB on Linux).
     _, status, usage = os.wait4(proc.pid, 0)
     secs = time.monotonic() - start
-    out = proc.stdout.read().decode()
-    err = proc.stderr.read().decode()
+    for t in drains:
+        t.join()
+    out = b"".join(chunks["out"]).decode()
+    err = b"".join(chunks["err"]).decode()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         if allow_failure:
             print(f"  failed ({code}): {err.strip().splitlines()[-1] if err.strip() else ''}", flush=True)
             return None
         sys.exit(f"{' '.join(cmd)} failed ({code}):\n{out}\n{err}")
+    if with_stderr:
+        return secs, usage.ru_maxrss / 1024.0, out, err
     return secs, usage.ru_maxrss / 1024.0, out
+
+
+# Bytes of saved pages per conversation of the emulator's data set (218 MB per 10,000).
+PAGE_BYTES_PER_CONVERSATION = 22_000
+
+
+def read_pages(pages):
+    """The page files of a folder, in name order, as bytes."""
+    return [open(os.path.join(pages, name), "rb").read() for name in sorted(os.listdir(pages))
+            if name.endswith(".json")]
+
+
+def stream_feed(base_pages, n, per_page=100):
+    """A feed for `lpdrop convert --input -`: `n` conversations as pages one per line, the
+    base pages over and over, each pass with its own conversation ids (a prefix), so that none
+    is a duplicate of another. Returns (feed, bytes it will write)."""
+    key = b'"conversationId":"'
+    passes = []
+    left = n
+    base_conversations = len(base_pages) * per_page
+    p = 0
+    while left > 0:
+        take = min(left, base_conversations)
+        passes.append((p, (take + per_page - 1) // per_page))
+        left -= take
+        p += 1
+    total = 0
+    for p, pages in passes:
+        for page in base_pages[:pages]:
+            total += len(page) + 1 + (page.count(key) * 5 if p else 0)
+
+    def feed(pipe):
+        for p, pages in passes:
+            prefix = key + b"%04x-" % p
+            for page in base_pages[:pages]:
+                pipe.write((page.replace(key, prefix) if p else page) + b"\n")
+
+    return feed, total
+
+
+def row_group_stats(python, drop_dir):
+    """Row groups of the drop's files: how many, and the smallest that is not the last of its
+    file (a last one is only what was left), in MB of compressed column data."""
+    code = r"""
+import glob, json, os, sys
+import pyarrow.parquet as pq
+groups, smallest, where = 0, None, None
+for f in glob.glob(os.path.join(sys.argv[1], "**", "*.parquet"), recursive=True):
+    md = pq.ParquetFile(f).metadata
+    groups += md.num_row_groups
+    for i in range(md.num_row_groups - 1):
+        size = sum(md.row_group(i).column(j).total_compressed_size for j in range(md.num_columns))
+        if smallest is None or size < smallest:
+            smallest, where = size, f.split("/parquet/")[-1].split("/")[0]
+print(json.dumps({"groups": groups, "smallest": smallest, "table": where}))
+"""
+    out = subprocess.run([python, "-c", code, drop_dir], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)
+
+
+def writer_memory(stderr):
+    """The drop writer's peak buffered bytes and budget flushes, from convert's debug log."""
+    peak = re.search(r"peak_buffered_bytes=(\d+)", stderr)
+    flushes = re.search(r"budget_flushes=(\d+)", stderr)
+    return (int(peak.group(1)) if peak else None, int(flushes.group(1)) if flushes else None)
 
 
 def dir_bytes(path):
@@ -136,6 +230,11 @@ def main():
                     help="run the DuckDB split only up to this many conversations (at 100,000 it spills"
                          " to disk for over 20 minutes on 2 cores)")
     ap.add_argument("--rps", type=int, default=20, help="the emulator's request-rate limit for the worker measurement")
+    ap.add_argument("--stream-above", type=int, default=None,
+                    help="stream sizes above this many conversations (default: those whose pages would not fit"
+                         " on the scratch disk with 4 GB to spare)")
+    ap.add_argument("--stream-base", type=int, default=50000,
+                    help="conversations of the base set that streamed sizes repeat")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     python = os.path.join(args.venv, "bin", "python")
@@ -145,50 +244,97 @@ def main():
                    cwd=ROOT, check=True)
     scratch = tempfile.mkdtemp(prefix="lpdrop-bench-")
     rows = []
+    debug_env = dict(os.environ, LPDROP_LOG="lpdrop=debug")
+
+    def streamed(n):
+        if args.stream_above is not None:
+            return n > args.stream_above
+        free = shutil.disk_usage(scratch).free
+        return n * PAGE_BYTES_PER_CONVERSATION * 1.2 + 4e9 > free
+
+    base_pages, base_ceiling = None, None
     try:
         for n in sizes:
-            pages = os.path.join(scratch, f"pages-{n}")
-            print(f"[{n}] writing saved pages ...", flush=True)
-            dump_s, _, _ = timed([BIN, "emulator", "dump", "--conversations", str(n), "--out", pages])
-            input_bytes = dir_bytes(pages)
-            mb = input_bytes / 1e6
-
-            print(f"[{n}] serde_json ceiling ...", flush=True)
-            _, _, out = timed([BASELINE, pages, str(args.threads)])
-            base = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
-            value_s = base["serde_json_value"]["seconds"]
-            typed_s = base["typed_decode"]["seconds"]
-
-            print(f"[{n}] lpdrop convert ...", flush=True)
             drop_dir = os.path.join(scratch, f"drop-{n}")
-            conv_s, conv_rss, _ = timed([BIN, "convert", "--input", pages, "--out", drop_dir])
+            stream = streamed(n)
+            dump_s = None
+            if stream:
+                if base_pages is None:
+                    pages = os.path.join(scratch, f"pages-base-{args.stream_base}")
+                    print(f"[{n}] streamed: writing the base set of {args.stream_base} conversations ...", flush=True)
+                    timed([BIN, "emulator", "dump", "--conversations", str(args.stream_base), "--out", pages])
+                    print(f"[{n}] serde_json ceiling on the base set ...", flush=True)
+                    _, _, out = timed([BASELINE, pages, str(args.threads)])
+                    base_ceiling = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
+                    base_pages = read_pages(pages)
+                    shutil.rmtree(pages)
+                base_mb = base_ceiling["serde_json_value"]["bytes"] / 1e6
+                feed, input_bytes = stream_feed(base_pages, n)
+                mb = input_bytes / 1e6
+                value_s = base_ceiling["serde_json_value"]["seconds"] * mb / base_mb
+                typed_s = base_ceiling["typed_decode"]["seconds"] * mb / base_mb
+                print(f"[{n}] lpdrop convert --input - ({mb:.0f} MB streamed) ...", flush=True)
+                conv_s, conv_rss, _, err = timed([BIN, "convert", "--input", "-", "--out", drop_dir],
+                                                 feed=feed, with_stderr=True, env=debug_env)
+            else:
+                pages = os.path.join(scratch, f"pages-{n}")
+                print(f"[{n}] writing saved pages ...", flush=True)
+                dump_s, _, _ = timed([BIN, "emulator", "dump", "--conversations", str(n), "--out", pages])
+                input_bytes = dir_bytes(pages)
+                mb = input_bytes / 1e6
 
-            duck_out = os.path.join(scratch, f"duck-{n}")
-            os.makedirs(duck_out)
-            print(f"[{n}] DuckDB split ...", flush=True)
-            sql = DUCKDB_SPLIT.format(pages=pages, out=duck_out, threads=args.threads,
-                                      memory_limit=args.duckdb_memory)
+                print(f"[{n}] serde_json ceiling ...", flush=True)
+                _, _, out = timed([BASELINE, pages, str(args.threads)])
+                base = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
+                value_s = base["serde_json_value"]["seconds"]
+                typed_s = base["typed_decode"]["seconds"]
+
+                print(f"[{n}] lpdrop convert ...", flush=True)
+                conv_s, conv_rss, _, err = timed([BIN, "convert", "--input", pages, "--out", drop_dir],
+                                                 with_stderr=True, env=debug_env)
+            manifests = [os.path.join(d, "manifest.json") for d, _, fs in os.walk(drop_dir) if "manifest.json" in fs]
+            written = json.load(open(manifests[0]))["source"]["conversations"] if manifests else None
+            if written != n:
+                sys.exit(f"convert wrote {written} conversations, expected {n}")
+            peak_buffered, budget_flushes = writer_memory(err)
+            groups = row_group_stats(python, drop_dir)
+
             duck = None
-            if n <= args.duckdb_max:
+            duck_out = os.path.join(scratch, f"duck-{n}")
+            if n <= args.duckdb_max and not stream:
+                os.makedirs(duck_out)
+                print(f"[{n}] DuckDB split ...", flush=True)
+                sql = DUCKDB_SPLIT.format(pages=pages, out=duck_out, threads=args.threads,
+                                          memory_limit=args.duckdb_memory)
                 duck = timed([python, "-c", f"import duckdb; duckdb.connect().execute({sql!r})"], allow_failure=True)
             else:
-                print(f"  skipped: above --duckdb-max {args.duckdb_max}", flush=True)
+                print(f"  DuckDB skipped: above --duckdb-max {args.duckdb_max}", flush=True)
             duck_s, duck_rss = (duck[0], duck[1]) if duck else (None, None)
 
             rows.append(dict(n=n, mb=mb, dump_s=dump_s, value_s=value_s, typed_s=typed_s,
-                             conv_s=conv_s, conv_rss=conv_rss, duck_s=duck_s, duck_rss=duck_rss))
+                             conv_s=conv_s, conv_rss=conv_rss, duck_s=duck_s, duck_rss=duck_rss,
+                             stream=stream, peak_buffered=peak_buffered, budget_flushes=budget_flushes,
+                             groups=groups))
+            print(f"  convert {mb / conv_s:.0f} MB/s, {conv_s:.1f} s, peak RSS {conv_rss:.0f} MiB", flush=True)
             if not args.keep:
-                shutil.rmtree(pages)
+                if not stream:
+                    shutil.rmtree(pages)
                 shutil.rmtree(drop_dir)
-                shutil.rmtree(duck_out)
+                shutil.rmtree(duck_out, ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
         else:
             print(f"kept {scratch}")
 
-    worker_rows = measure_workers(scratch if args.keep else tempfile.mkdtemp(prefix="lpdrop-bench-w-"),
-                                  args.jobs, args.rps) if args.jobs else []
+    worker_rows = []
+    if args.jobs:
+        worker_scratch = scratch if args.keep else tempfile.mkdtemp(prefix="lpdrop-bench-w-")
+        try:
+            worker_rows = measure_workers(worker_scratch, args.jobs, args.rps)
+        finally:
+            if not args.keep:
+                shutil.rmtree(worker_scratch, ignore_errors=True)
 
     cpu = "unknown"
     try:
@@ -203,7 +349,7 @@ def main():
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, {platform.platform()}",
         f"- threads given to the parsers and DuckDB: {args.threads}",
-        f"- command: `python3 benches/run.py --sizes {args.sizes} --threads {args.threads}`",
+        f"- command: `python3 {' '.join(sys.argv)}`",
         "- input: the emulator's synthetic data set saved as MI search pages of 100 conversations"
         " (`lpdrop emulator dump`), every node as a `v=2` all-content request returns it",
         "- ratios are against numbers measured in the same run; machines here are noisy, so compare ratios, not seconds",
@@ -213,18 +359,41 @@ def main():
     ]
     for r in rows:
         lines.append(
-            f"| {r['n']:,} | {r['mb']:.0f} | {r['mb']/r['value_s']:.0f} | {r['mb']/r['typed_s']:.0f} | "
+            f"| {r['n']:,}{' (streamed)' if r['stream'] else ''} | {r['mb']:.0f} | {r['mb']/r['value_s']:.0f} | {r['mb']/r['typed_s']:.0f} | "
             f"{r['mb']/r['conv_s']:.0f} | {r['n']/r['conv_s']:,.0f} | {r['value_s']/r['conv_s']:.2f} | "
             + (f"{r['duck_s']/r['conv_s']:.2f}x | {r['conv_rss']:.0f} | {r['duck_rss']:.0f} |" if r['duck_s'] else
+               (f"not run (streamed) | {r['conv_rss']:.0f} | - |" if r['stream'] else
                (f"not run (above --duckdb-max) | {r['conv_rss']:.0f} | - |" if r['n'] > args.duckdb_max else
-                f"DuckDB failed ({args.duckdb_memory} memory limit) | {r['conv_rss']:.0f} | - |"))
+                f"DuckDB failed ({args.duckdb_memory} memory limit) | {r['conv_rss']:.0f} | - |")))
+        )
+    first = rows[0] if rows else None
+    lines += [
+        "",
+        "Memory and row groups of the same runs:",
+        "",
+        "| conversations | convert peak RSS MiB | vs the first size | writer's open row groups, peak MiB | row groups written early for the memory budget | row groups | smallest row group not last in its file, MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        g = r["groups"] or {}
+        smallest = (f"{g['smallest'] / 1e6:.1f} ({g['table']})" if g.get("smallest") is not None else "-")
+        lines.append(
+            f"| {r['n']:,} | {r['conv_rss']:.0f} | {r['conv_rss'] / first['conv_rss']:.2f}x | "
+            + (f"{r['peak_buffered'] / 2**20:.0f}" if r["peak_buffered"] is not None else "-") + " | "
+            + (f"{r['budget_flushes']}" if r["budget_flushes"] is not None else "-") + " | "
+            + (f"{g['groups']}" if g else "-") + f" | {smallest} |"
         )
     lines += [
         "",
         "- *ceiling*: `serde_json::from_slice::<Value>` over the same files on the same threads"
         " (pages already in the page cache); *typed decode* is lpdrop's lenient record decoding alone.",
-        "- *convert*: the whole path (read, decode, split into 32 tables, parquet with SNAPPY,"
-        " SHA-256, manifest, marker) into a local folder, one process.",
+        "- *convert*: the whole path (read, decode on one thread per core, split into 32 tables, parquet with SNAPPY,"
+        " SHA-256, manifest, marker) into a local folder, one process. Peak RSS is the process's own (`ru_maxrss`).",
+        "- *streamed* sizes: the pages would not fit on the scratch disk, so the first"
+        f" {args.stream_base:,} conversations are dumped once and fed to `lpdrop convert --input -` (one page per line)"
+        " pass after pass, each pass with its own conversation ids; other values repeat between passes. Their ceiling"
+        " and typed-decode figures are those measured on the base set, scaled to the streamed bytes, and the feeding"
+        " Python process shares the cores with convert.",
         "- *DuckDB split*: 7 core tables with a handful of columns each (lpdrop writes 32 tables with every field),"
         " so the comparison favours DuckDB. At 100,000 conversations (2.2 GB of JSON) the split ran out of"
         " memory with an 8 GB limit, and with 16 GB spilled 6.4 GB to disk and had written 2 of its 7 tables"

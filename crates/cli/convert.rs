@@ -3,7 +3,13 @@
 //! Teams often already keep raw API responses; this turns a folder of them into the same drop
 //! a sync would publish. It is also the entry point of the throughput benchmarks, since it runs
 //! the whole decode → tables → parquet path without the network.
+//!
+//! The input is a folder of `.json` files, one page each, taken in name order; or a file of
+//! pages one per line (JSON Lines), which may be a named pipe, or `-` for standard input, so
+//! that pages can be streamed in without ever being stored.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,6 +25,7 @@ use crate::pipeline::{Converter, DecodedPage, decode_messaging_page};
 use crate::sync::{PlannedDrop, SyncReport};
 
 pub struct ConvertRequest {
+    /// A folder of `.json` pages, or a file (or named pipe, or `-`) of pages one per line.
     pub input: PathBuf,
     pub dest: Destination,
     pub s3: S3Args,
@@ -42,6 +49,55 @@ fn page_files(input: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A page as read: where it came from (for errors and quarantine entries), and its bytes.
+type RawPage = (String, Vec<u8>);
+
+/// The pages of the input, in order, read as they are asked for.
+type PageSource = Box<dyn Iterator<Item = Result<RawPage>> + Send>;
+
+/// The pages of `input`, and how many there are when that is known in advance.
+fn open_pages(input: &Path) -> Result<(PageSource, Option<usize>)> {
+    if input == Path::new("-") {
+        let lines = lines_of(Box::new(std::io::stdin()), "standard input".into());
+        return Ok((lines, None));
+    }
+    if input.is_dir() {
+        let files = page_files(input)?;
+        let total = files.len();
+        let pages = files.into_iter().map(|file| {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            Ok((file.display().to_string(), bytes))
+        });
+        return Ok((Box::new(pages), Some(total)));
+    }
+    let file =
+        File::open(input).with_context(|| format!("cannot open the input {}", input.display()))?;
+    Ok((lines_of(Box::new(file), input.display().to_string()), None))
+}
+
+/// One page per line of `input`; blank lines are skipped.
+fn lines_of(input: Box<dyn Read + Send>, name: String) -> PageSource {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut line_no = 0u64;
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            let mut line = Vec::new();
+            line_no += 1;
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => return None,
+                Ok(_) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(_) => return Some(Ok((format!("{name} line {line_no}"), line))),
+                Err(e) => {
+                    return Some(Err(
+                        anyhow::Error::new(e).context(format!("cannot read {name}"))
+                    ));
+                }
+            }
+        }
+    }))
+}
+
 /// Threads that read and decode pages: `LPDROP_DECODE_THREADS`, by default one per core. One
 /// more thread splits the decoded records into tables and encodes parquet.
 fn decode_threads() -> usize {
@@ -53,76 +109,103 @@ fn decode_threads() -> usize {
         .min(64)
 }
 
-/// Decoded pages that may wait for the table thread, per decoding thread: enough to ride
-/// out uneven pages, few enough to keep memory flat.
+/// Pages that may wait, per decoding thread, to be decoded and then to be taken: enough to
+/// ride out uneven pages, few enough to keep memory flat.
 const DECODED_AHEAD: usize = 2;
 
-/// Reads and decodes `files` on `threads` threads, and gives the pages to `take` in file
-/// order. Thread `t` takes files `t`, `t + threads`, ... and has its own bounded channel, which
-/// the caller reads in turn: the order never depends on timing, and at most
-/// `threads × (DECODED_AHEAD + 1)` decoded pages are in memory.
+/// Decodes `pages` on `threads` threads, and gives them to `take` in input order.
+///
+/// One thread reads the pages and deals them out in turn: page `i` goes to decoding thread
+/// `i % threads`, each of which has its own bounded channels, and this thread takes the
+/// decoded pages from those channels in the same turn. The order never depends on timing,
+/// and at most `threads × (2 × DECODED_AHEAD + 1) + 1` pages are held at once. The first
+/// error, reading, decoding or in `take`, ends the run at its place.
 fn decode_in_order(
-    files: &[PathBuf],
+    pages: PageSource,
     threads: usize,
     mut take: impl FnMut(DecodedPage) -> Result<()>,
 ) -> Result<()> {
-    let threads = threads.clamp(1, files.len().max(1));
+    let threads = threads.max(1);
     std::thread::scope(|scope| {
+        let mut to_decode = Vec::with_capacity(threads);
         let mut decoded = Vec::with_capacity(threads);
-        for first in 0..threads {
-            let (tx, rx) = mpsc::sync_channel::<Result<DecodedPage>>(DECODED_AHEAD);
+        for _ in 0..threads {
+            let (raw_tx, raw_rx) = mpsc::sync_channel::<Result<RawPage>>(DECODED_AHEAD);
+            let (page_tx, page_rx) = mpsc::sync_channel::<Result<DecodedPage>>(DECODED_AHEAD);
             scope.spawn(move || {
-                for file in files.iter().skip(first).step_by(threads) {
-                    let page = std::fs::read(file)
-                        .with_context(|| format!("cannot read {}", file.display()))
-                        .and_then(|bytes| {
-                            decode_messaging_page(&bytes, &file.display().to_string())
-                        });
+                for raw in raw_rx {
+                    let page =
+                        raw.and_then(|(origin, bytes)| decode_messaging_page(&bytes, &origin));
                     let failed = page.is_err();
                     // The receiver is gone when the caller stopped at an error.
-                    if tx.send(page).is_err() || failed {
+                    if page_tx.send(page).is_err() || failed {
                         break;
                     }
                 }
             });
-            decoded.push(rx);
+            to_decode.push(raw_tx);
+            decoded.push(page_rx);
         }
-        for i in 0..files.len() {
-            let page = decoded[i % threads]
-                .recv()
-                .map_err(|_| anyhow::anyhow!("a decoding thread stopped early"))??;
-            take(page)?;
+        scope.spawn(move || {
+            for (i, raw) in pages.enumerate() {
+                let failed = raw.is_err();
+                if to_decode[i % threads].send(raw).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        // Page `i` comes from thread `i % threads`: when that thread has nothing more to give,
+        // the reader dealt no page `i`, so the input has ended (a thread that panics makes the
+        // scope panic on return).
+        for i in 0.. {
+            let Ok(page) = decoded[i % threads].recv() else {
+                break;
+            };
+            take(page?)?;
         }
         Ok(())
     })
 }
 
-/// The account of the first readable record of the first pages.
-fn account_of(files: &[PathBuf]) -> Result<String> {
-    for file in files.iter().take(10) {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let Ok(page) = lpdrop_liveperson::page::parse_page(&bytes) else {
-            continue;
-        };
-        let account = page.records.iter().find_map(|raw| {
-            lpdrop_liveperson::page::decode_record(raw)
-                .ok()
-                .and_then(|c| c.info.brand_id.0)
-        });
+/// The account of the first readable record among the first ten pages, which are returned
+/// to be converted like the rest.
+fn account_of(pages: &mut PageSource) -> Result<(String, Vec<RawPage>)> {
+    let mut read = Vec::new();
+    while read.len() < 10 {
+        let Some(page) = pages.next() else { break };
+        let (origin, bytes) = page?;
+        let account = lpdrop_liveperson::page::parse_page(&bytes)
+            .ok()
+            .and_then(|page| {
+                page.records.iter().find_map(|raw| {
+                    lpdrop_liveperson::page::decode_record(raw)
+                        .ok()
+                        .and_then(|c| c.info.brand_id.0)
+                })
+            });
+        read.push((origin, bytes));
         if let Some(account) = account {
-            return Ok(account);
+            return Ok((account, read));
         }
     }
     bail!("no record names its account (info.brandId): pass --account-id")
 }
 
 pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
+    convert_on(req, decode_threads()).await
+}
+
+/// [`run_convert`] with `threads` decoding threads.
+async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
     let started = Instant::now();
-    let files = page_files(&req.input)?;
+    let (mut pages, total) = open_pages(&req.input)?;
     let account_id = match req.account_id {
         Some(a) => a,
-        None => account_of(&files)?,
+        None => {
+            let (account, read) = account_of(&mut pages)?;
+            pages = Box::new(read.into_iter().map(Ok).chain(pages));
+            account
+        }
     };
     let sink = open_sink(&req.dest, &req.s3).await?;
     let layout = PlannedDrop::new().layout(&req.dest);
@@ -133,24 +216,23 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
     };
     let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, WriterOptions::default());
     let window = req.window;
-    let total = files.len();
+    let total = total.map_or(String::new(), |n| format!("/{n}"));
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
 
     // Reading and decoding run on `threads` threads; this one splits the records into tables
     // and encodes parquet. Bounded channels keep memory flat.
-    let threads = decode_threads();
     let work = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut converter =
             Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging);
         let mut last = Instant::now();
         let mut done = 0usize;
-        decode_in_order(&files, threads, |page| {
+        decode_in_order(pages, threads, |page| {
             converter.decoded_page(page, window)?;
             done += 1;
             if progress && last.elapsed() >= Duration::from_secs(1) {
                 last = Instant::now();
                 eprint!(
-                    "\r  {done}/{total} pages, {} conversations   ",
+                    "\r  {done}{total} pages, {} conversations   ",
                     converter.stats.conversations
                 );
             }
@@ -158,9 +240,6 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
         })?;
         if progress {
             eprintln!();
-        }
-        if std::env::var_os("LPDROP_DEBUG_MEMORY").is_some() {
-            eprintln!("DEBUG writer memory: {:?}", converter.writer_memory());
         }
         let (from, to) = match (window, converter.start_range) {
             (Some(w), _) => (w.from_ms(), w.to_ms()),
@@ -180,9 +259,17 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
                 open_conversations: 0,
             },
         };
-        converter
+        let converted = converter
             .commit(info, &|| Ok(()))
-            .context("committing the drop")
+            .context("committing the drop")?;
+        let memory = converted.writer_memory;
+        tracing::debug!(
+            decode_threads = threads,
+            peak_buffered_bytes = memory.peak_buffered_bytes,
+            budget_flushes = memory.budget_flushes,
+            "drop written"
+        );
+        Ok(converted)
     });
     let converted = work.await.context("the converter thread panicked")??;
     Ok(SyncReport {
@@ -191,4 +278,156 @@ pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
         open_conversation_ids: converted.open_conversation_ids,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pages(dir: &Path, conversations: u64) -> Vec<PathBuf> {
+        let dataset = lpdrop_emulator::Dataset::new(&Default::default());
+        lpdrop_emulator::dump::write_pages(&dataset, 0, conversations, 10, dir).unwrap();
+        page_files(dir).unwrap()
+    }
+
+    fn source(input: &Path) -> PageSource {
+        open_pages(input).unwrap().0
+    }
+
+    #[test]
+    fn decoded_pages_come_in_file_order_whatever_the_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = pages(dir.path(), 95);
+        assert_eq!(files.len(), 10);
+        for threads in [1, 2, 3, 4, 16] {
+            let mut seen = Vec::new();
+            decode_in_order(source(dir.path()), threads, |page| {
+                seen.push(page.origin().to_string());
+                Ok(())
+            })
+            .unwrap();
+            let expected: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            assert_eq!(seen, expected, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_page_stops_the_run_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = pages(dir.path(), 60);
+        std::fs::write(&files[3], b"{not json").unwrap();
+        for threads in [1, 2, 3] {
+            let mut seen = 0;
+            let err = decode_in_order(source(dir.path()), threads, |_| {
+                seen += 1;
+                Ok(())
+            })
+            .unwrap_err();
+            assert_eq!(seen, 3, "{threads} threads");
+            assert!(format!("{err:#}").contains(&files[3].display().to_string()));
+        }
+    }
+
+    #[test]
+    fn a_failing_consumer_stops_the_decoding_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        pages(dir.path(), 200);
+        let err = decode_in_order(source(dir.path()), 2, |page| {
+            anyhow::ensure!(!page.origin().ends_with("00004.json"), "enough");
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "enough");
+    }
+
+    #[test]
+    fn pages_one_per_line_come_in_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = pages(&dir.path().join("pages"), 50);
+        let mut lines = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            lines.extend(std::fs::read(f).unwrap());
+            // Blank lines are skipped, and the last line needs no newline.
+            lines.extend_from_slice(if i == 1 { b"\n\n  \n" } else { b"\n" });
+        }
+        lines.pop();
+        let jsonl = dir.path().join("pages.jsonl");
+        std::fs::write(&jsonl, &lines).unwrap();
+        let (source, total) = open_pages(&jsonl).unwrap();
+        assert_eq!(total, None);
+        let mut seen = Vec::new();
+        decode_in_order(source, 3, |page| {
+            seen.push(page.origin().to_string());
+            Ok(())
+        })
+        .unwrap();
+        let name = jsonl.display();
+        let expected: Vec<String> = [1, 2, 5, 6, 7]
+            .iter()
+            .map(|n| format!("{name} line {n}"))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    async fn convert(input: &Path, out: &Path, threads: usize) -> SyncReport {
+        let req = ConvertRequest {
+            input: input.to_path_buf(),
+            dest: Destination::parse(out.to_str().unwrap()).unwrap(),
+            s3: S3Args::default(),
+            account_id: None,
+            window: None,
+        };
+        convert_on(req, threads).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conversation_seen_twice_keeps_its_first_sighting_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("pages");
+        let files = pages(&input, 40);
+        let plain = convert(&input, &dir.path().join("plain"), 2).await;
+        // The last file repeats the first page with every conversation still open: being
+        // later in file order, it is the duplicate, however the pages were decoded.
+        let mut page: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+        for record in page["conversationHistoryRecords"].as_array_mut().unwrap() {
+            record["info"]["status"] = "OPEN".into();
+        }
+        std::fs::write(input.join("zz-repeated.json"), page.to_string()).unwrap();
+        for threads in [1, 3] {
+            let report = convert(&input, &dir.path().join(format!("dup-{threads}")), threads).await;
+            assert_eq!(report.stats.conversations, 40);
+            assert_eq!(report.stats.duplicates, 10);
+            assert_eq!(report.open_conversation_ids, plain.open_conversation_ids);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_of_pages_converts_like_the_folder_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("pages");
+        let files = pages(&input, 45);
+        let mut lines = Vec::new();
+        for f in &files {
+            lines.extend(std::fs::read(f).unwrap());
+            lines.push(b'\n');
+        }
+        let jsonl = dir.path().join("pages.jsonl");
+        std::fs::write(&jsonl, &lines).unwrap();
+        let folder = convert(&input, &dir.path().join("from-folder"), 2).await;
+        let file = convert(&jsonl, &dir.path().join("from-file"), 2).await;
+        assert_eq!(file.stats.conversations, 45);
+        assert_eq!(file.stats.pages, folder.stats.pages);
+        assert_eq!(file.stats.input_bytes, folder.stats.input_bytes + 5);
+        assert_eq!(file.open_conversation_ids, folder.open_conversation_ids);
+        let rows = |r: &SyncReport| -> Vec<(String, u64)> {
+            r.drop
+                .manifest
+                .tables
+                .iter()
+                .map(|t| (t.name.clone(), t.rows))
+                .collect()
+        };
+        assert_eq!(rows(&file), rows(&folder));
+    }
 }

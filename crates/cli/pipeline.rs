@@ -3,9 +3,11 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::mpsc;
 
 use anyhow::{Context, Result};
-use lpdrop_drop::{CommittedDrop, DropInfo, DropWriter};
+use lpdrop_drop::writer::MemoryStats;
+use lpdrop_drop::{CommittedDrop, DropError, DropInfo, DropWriter};
 use lpdrop_liveperson::page::{
     decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
     parse_chat_page, parse_entity_list, parse_page,
@@ -31,6 +33,14 @@ pub struct DecodedPage {
     origin: String,
     input_bytes: u64,
     records: Vec<Result<Conversation, Unreadable>>,
+}
+
+#[cfg(test)]
+impl DecodedPage {
+    /// The page's name in errors and quarantine entries (its file, for `convert`).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
 }
 
 /// A record that could not be read: it goes to quarantine.
@@ -119,8 +129,77 @@ impl Tables {
     }
 }
 
+/// Where finished batches go: straight into the drop writer, or to a thread that owns it, so
+/// that parquet encoding overlaps with splitting records into tables.
+enum Output {
+    Inline(DropWriter),
+    Background {
+        /// `None` once closed.
+        to_writer: Option<mpsc::SyncSender<ToWriter>>,
+        writer: Option<std::thread::JoinHandle<Result<DropWriter, DropError>>>,
+    },
+}
+
+/// One write for the drop writer: a batch of a table, or a quarantined record.
+type ToWriter = Box<dyn FnOnce(&mut DropWriter) -> Result<(), DropError> + Send>;
+
+/// Batches that may wait for the writer thread: a few, so that memory stays flat.
+const BATCHES_AHEAD: usize = 4;
+
+impl Output {
+    fn background(mut writer: DropWriter) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<ToWriter>(BATCHES_AHEAD);
+        let thread = std::thread::Builder::new()
+            .name("lpdrop-parquet".into())
+            .spawn(move || {
+                for write in rx {
+                    write(&mut writer)?;
+                }
+                Ok(writer)
+            })
+            .expect("spawning the parquet writer thread");
+        Output::Background {
+            to_writer: Some(tx),
+            writer: Some(thread),
+        }
+    }
+
+    fn send(&mut self, write: ToWriter) -> Result<()> {
+        match self {
+            Output::Inline(writer) => write(writer)?,
+            Output::Background { to_writer, .. } => {
+                let sent = to_writer.as_ref().map(|tx| tx.send(write));
+                if !matches!(sent, Some(Ok(()))) {
+                    // The writer thread stopped: its error says why.
+                    self.close()?;
+                    anyhow::bail!("the parquet writer thread stopped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for everything sent to be written; the writer, for the commit.
+    fn close(&mut self) -> Result<&mut DropWriter> {
+        if let Output::Background { to_writer, writer } = self {
+            to_writer.take();
+            let thread = writer
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("the parquet writer thread already failed"))?;
+            let written = thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the parquet writer thread panicked"))??;
+            *self = Output::Inline(written);
+        }
+        match self {
+            Output::Inline(writer) => Ok(writer),
+            Output::Background { .. } => unreachable!("closed above"),
+        }
+    }
+}
+
 pub struct Converter {
-    writer: DropWriter,
+    writer: Output,
     tables: Tables,
     lineage: Lineage,
     dedup: Dedup,
@@ -146,9 +225,10 @@ impl Converter {
         )
     }
 
-    /// For `convert`: de-duplicates across every page.
+    /// For `convert`: de-duplicates across every page, and encodes parquet on a thread of its
+    /// own (batches reach it through a bounded channel).
     pub fn for_saved_pages(writer: DropWriter, lineage: Lineage, source: Source) -> Self {
-        Self::with_dedup(
+        let mut converter = Self::with_dedup(
             writer,
             lineage,
             source,
@@ -156,12 +236,16 @@ impl Converter {
                 hasher: RandomState::new(),
                 seen: HashSet::new(),
             },
-        )
+        );
+        if let Output::Inline(writer) = converter.writer {
+            converter.writer = Output::background(writer);
+        }
+        converter
     }
 
     fn with_dedup(writer: DropWriter, lineage: Lineage, source: Source, dedup: Dedup) -> Self {
         Converter {
-            writer,
+            writer: Output::Inline(writer),
             tables: Tables::of(source),
             lineage,
             dedup,
@@ -200,12 +284,12 @@ impl Converter {
 
     fn quarantine(&mut self, reason: String, origin: String, record: String) -> Result<()> {
         self.stats.quarantined += 1;
-        self.writer.quarantine(&QuarantinedRecord {
+        let record = QuarantinedRecord {
             reason,
             origin,
             record,
-        })?;
-        Ok(())
+        };
+        self.writer.send(Box::new(move |w| w.quarantine(&record)))
     }
 
     /// Widens the kept start-time range by `start`.
@@ -361,8 +445,9 @@ impl Converter {
         for buffer in buffers.iter_mut() {
             let full = buffer.rows() >= BATCH_ROWS || buffer.approx_bytes() >= BATCH_BYTES;
             if buffer.rows() > 0 && (all || full) {
-                let batch = buffer.finish_batch(&self.lineage);
-                self.writer.write_batch(buffer.def().name, &batch)?;
+                let (table, batch) = (buffer.def().name, buffer.finish_batch(&self.lineage));
+                self.writer
+                    .send(Box::new(move |w| w.write_batch(table, &batch)))?;
             } else {
                 held += buffer.approx_bytes();
             }
@@ -376,15 +461,11 @@ impl Converter {
                 break;
             };
             held -= largest.approx_bytes();
-            let batch = largest.finish_batch(&self.lineage);
-            self.writer.write_batch(largest.def().name, &batch)?;
+            let (table, batch) = (largest.def().name, largest.finish_batch(&self.lineage));
+            self.writer
+                .send(Box::new(move |w| w.write_batch(table, &batch)))?;
         }
         Ok(())
-    }
-
-    /// What the drop writer's open row groups hold (see [`DropWriter::memory_stats`]).
-    pub fn writer_memory(&self) -> lpdrop_drop::writer::MemoryStats {
-        self.writer.memory_stats()
     }
 
     /// Writes what is left and commits the drop; `may_commit` is asked right before the
@@ -397,11 +478,17 @@ impl Converter {
         self.flush(true)?;
         info.source.conversations = self.stats.conversations;
         info.source.open_conversations = self.stats.open_conversations;
-        let drop = self.writer.commit_fenced(info, may_commit)?;
+        self.writer.close()?;
+        let Output::Inline(writer) = self.writer else {
+            unreachable!("closed above");
+        };
+        let writer_memory = writer.memory_stats();
+        let drop = writer.commit_fenced(info, may_commit)?;
         Ok(Converted {
             drop,
             stats: self.stats,
             open_conversation_ids: self.open_conversation_ids,
+            writer_memory,
         })
     }
 }
@@ -411,4 +498,6 @@ pub struct Converted {
     pub drop: CommittedDrop,
     pub stats: ConvertStats,
     pub open_conversation_ids: Vec<String>,
+    /// What the drop writer's open row groups held (see [`DropWriter::memory_stats`]).
+    pub writer_memory: MemoryStats,
 }

@@ -218,6 +218,7 @@ async fn convert_search(
                 windows += 1;
                 tracing::debug!(window = %page.window, "paging a sub-window");
             }
+            lpdrop_drop::crash::crash_point("fetch");
             converter.page(&page.body, Some(page.window), &origin)?;
             let s = &converter.stats;
             progress.update(

@@ -12,6 +12,7 @@
 //!                              lpdrop_tables::all_tables(), WriterOptions::default());
 //! ```
 
+pub mod crash;
 pub mod gc;
 pub mod layout;
 pub mod manifest;

@@ -30,12 +30,17 @@ use crate::sink::{Sink, SinkError};
 pub enum DropError {
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("writing {key}: {source}")]
-    Io { key: String, source: io::Error },
-    #[error("encoding parquet for table {table}: {source}")]
+    /// `path` is the local file written (the staged file, for a remote sink). As in
+    /// [`SinkError`], the cause is in the message and not an error `source`: the chain printed
+    /// with `{:#}` would say it twice.
+    #[error("writing {path}: {cause}")]
+    Io { path: String, cause: io::Error },
+    /// See [`parquet_error`]: an I/O error inside is reported as [`DropError::Io`].
+    #[error("encoding parquet for table {table} into {path}: {cause}")]
     Parquet {
         table: String,
-        source: parquet::errors::ParquetError,
+        path: String,
+        cause: parquet::errors::ParquetError,
     },
     #[error("unknown table {0}")]
     UnknownTable(String),
@@ -55,17 +60,28 @@ pub struct WriterOptions {
     /// A file is closed and the next part started past this size (default 256 MiB).
     pub max_file_bytes: u64,
     pub compression: Compression,
-    /// Memory that the open row groups of every table may hold together (default 128 MiB).
-    /// Past it, the row group holding the most memory is written out early, then the next
-    /// largest, until the total is back under: memory stays flat however many tables a drop
-    /// has, and small tables are not cut into tiny row groups (the largest goes first).
+    /// Memory that the open row groups of all tables may hold together (default 128 MiB).
+    /// Past it, the row group holding the most memory is written out early, then the next,
+    /// until the total is back under. Memory stays flat however long the input is. Small
+    /// tables are not cut into tiny row groups, because the largest goes first.
     pub memory_budget_bytes: usize,
+    /// The budget prefers to write out a row group of at least this encoded size
+    /// (default 16 MiB). It takes a smaller one only when no row group that big would bring
+    /// the total back under the budget.
+    pub min_row_group_bytes: usize,
     /// Keep the finished pages of open row groups in an unnamed temporary file next to the
-    /// staged parquet file instead of in memory (default on). Row groups then reach
-    /// `row_group_bytes` while only the column encoders (dictionaries, the page being built)
-    /// stay in memory; the pages are written once more and read back once, from the page
-    /// cache in practice.
+    /// staged parquet file, instead of in memory (default on). Row groups then grow to
+    /// `row_group_bytes` while only the column encoders stay in memory: dictionaries and
+    /// the pages being built. Each page is written once more and read back once, in
+    /// practice from the page cache.
     pub spill_pages: bool,
+    /// Target size of a data page (default 256 KiB). Each column of each open row group
+    /// builds one page in memory.
+    pub data_page_bytes: usize,
+    /// A column falls back from dictionary to plain encoding once its dictionary reaches
+    /// this size (default 256 KiB). Each column of each open row group holds its dictionary
+    /// in memory until then.
+    pub dictionary_page_bytes: usize,
 }
 
 impl Default for WriterOptions {
@@ -74,23 +90,27 @@ impl Default for WriterOptions {
             row_group_bytes: 64 << 20,
             max_file_bytes: 256 << 20,
             compression: Compression::SNAPPY,
-            memory_budget_bytes: std::env::var("XBUDGET")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(128 << 20),
+            memory_budget_bytes: 128 << 20,
+            min_row_group_bytes: 16 << 20,
             spill_pages: true,
+            // arrow-rs defaults to 1 MiB for both. A messaging drop has about 480 columns,
+            // and at 1 MiB their encoders alone went past the budget at 100,000
+            // conversations. At 256 KiB they hold about 120 MB, and the files are 1% bigger.
+            data_page_bytes: 256 << 10,
+            dictionary_page_bytes: 256 << 10,
         }
     }
 }
 
-/// What the writer's buffers held, for tests, logs and benchmarks.
+/// What the writer's open row groups held, for tests, logs and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryStats {
-    /// Memory held now by the open row groups of every table (their column encoders, and
-    /// their finished pages unless those are spilled).
+    /// Memory held now by the open row groups of all tables: their column encoders, and
+    /// their finished pages unless those are spilled.
     pub buffered_bytes: usize,
-    /// The highest total seen, measured right after a batch was appended and before any
-    /// row group was written out for the budget: at most the budget plus what one batch adds.
+    /// The highest total seen. It is measured right after a batch is appended, before any
+    /// row group is written out for the budget, so it is at most the budget plus what one
+    /// batch adds.
     pub peak_buffered_bytes: usize,
     /// Row groups written out early because the total went past the budget.
     pub budget_flushes: u64,
@@ -104,18 +124,8 @@ impl WriterOptions {
             // Data page v1 is what every engine reads (pitfalls P6).
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_created_by(format!("lpdrop {}", env!("CARGO_PKG_VERSION")))
-            .set_dictionary_page_size_limit(
-                std::env::var("XDICT")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1 << 20),
-            )
-            .set_data_page_size_limit(
-                std::env::var("XPAGE")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1 << 20),
-            )
+            .set_data_page_size_limit(self.data_page_bytes)
+            .set_dictionary_page_size_limit(self.dictionary_page_bytes)
             .build()
     }
 }
@@ -304,6 +314,8 @@ struct TableWriter {
     done: Vec<FileEntry>,
     /// Memory held by the open row group, as of the last change.
     buffered: usize,
+    /// Anticipated encoded size of the open row group, as of the last change.
+    encoded: usize,
 }
 
 impl TableWriter {
@@ -319,11 +331,9 @@ impl TableWriter {
         }
         let file = self.open.as_mut().expect("opened above");
         let table = self.def.name;
-        let perr = |source| DropError::Parquet {
-            table: table.to_string(),
-            source,
-        };
+        let perr = |cause| parquet_error(table, &file.staged, cause);
         file.writer.write(batch).map_err(perr)?;
+        crate::crash::crash_point("encode");
         file.rows += batch.num_rows() as u64;
         // ArrowWriter buffers a whole row group: cut it by size, not just rows.
         if file.writer.in_progress_size() >= options.row_group_bytes {
@@ -341,10 +351,9 @@ impl TableWriter {
         let Some(file) = self.open.as_mut() else {
             return Ok(());
         };
-        file.writer.flush().map_err(|source| DropError::Parquet {
-            table: self.def.name.to_string(),
-            source,
-        })?;
+        file.writer
+            .flush()
+            .map_err(|cause| parquet_error(self.def.name, &file.staged, cause))?;
         self.roll_over_if_full(sink, options)
     }
 
@@ -354,15 +363,18 @@ impl TableWriter {
         sink: &dyn Sink,
         options: &WriterOptions,
     ) -> Result<(), DropError> {
-        let Some(file) = self.open.as_ref() else {
-            self.buffered = 0;
-            return Ok(());
-        };
-        let written = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
-        if written >= options.max_file_bytes {
-            self.close_part(sink)?;
+        if let Some(file) = self.open.as_ref() {
+            let written =
+                file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
+            if written >= options.max_file_bytes {
+                self.close_part(sink)?;
+            }
         }
         self.buffered = self.open.as_ref().map_or(0, OpenFile::buffered);
+        self.encoded = self
+            .open
+            .as_ref()
+            .map_or(0, |f| f.writer.in_progress_size());
         Ok(())
     }
 
@@ -376,9 +388,9 @@ impl TableWriter {
         self.next_part += 1;
         let key = layout.key(&path_in_drop);
         let staged = sink.staging_path(&key)?;
-        let file = File::create(&staged).map_err(|source| DropError::Io {
-            key: key.clone(),
-            source,
+        let file = File::create(&staged).map_err(|cause| DropError::Io {
+            path: staged.display().to_string(),
+            cause,
         })?;
         let out = HashingWriter {
             // Parquet hands over whole pages (or 8 KiB at least), and every table of a drop
@@ -390,19 +402,16 @@ impl TableWriter {
         let mut writer_options = ArrowWriterOptions::new().with_properties(options.properties());
         if options.spill_pages {
             let dir = staged.parent().unwrap_or(Path::new("."));
-            let spill = SpillFile::new(dir).map_err(|source| DropError::Io {
-                key: format!("{key} (spill file in {})", dir.display()),
-                source,
+            let spill = SpillFile::new(dir).map_err(|cause| DropError::Io {
+                path: format!("a spill file in {}", dir.display()),
+                cause,
             })?;
             writer_options = writer_options
                 .with_page_store_factory(Arc::new(SpillFactory(Arc::new(Mutex::new(spill)))));
         }
         let writer =
             ArrowWriter::try_new_with_options(out, self.def.arrow_schema(), writer_options)
-                .map_err(|source| DropError::Parquet {
-                    table: self.def.name.to_string(),
-                    source,
-                })?;
+                .map_err(|cause| parquet_error(self.def.name, &staged, cause))?;
         Ok(OpenFile {
             key,
             path_in_drop,
@@ -419,18 +428,15 @@ impl TableWriter {
             return Ok(());
         };
         self.buffered = 0;
-        let key = file.key.clone();
-        let io_err = |source| DropError::Io {
-            key: key.clone(),
-            source,
+        let staged = file.staged.clone();
+        let io_err = |cause| DropError::Io {
+            path: staged.display().to_string(),
+            cause,
         };
         let hashing = file
             .writer
             .into_inner()
-            .map_err(|source| DropError::Parquet {
-                table: self.def.name.to_string(),
-                source,
-            })?;
+            .map_err(|cause| parquet_error(self.def.name, &staged, cause))?;
         let HashingWriter {
             inner,
             hasher,
@@ -441,6 +447,7 @@ impl TableWriter {
         drop(f);
         let sha256 = hex(&hasher.finalize());
         sink.publish_file(&file.key, &file.staged, &sha256)?;
+        crate::crash::crash_point("upload");
         self.done.push(FileEntry {
             key: file.key,
             path: file.path_in_drop,
@@ -472,6 +479,28 @@ impl TableWriter {
             rows: self.done.iter().map(|f| f.rows).sum(),
             files: self.done,
         })
+    }
+}
+
+/// A failure of the parquet writer of the file at `staged`. An I/O error inside it (a full
+/// disk under the file or its spill file) is reported as that I/O error, once: parquet's
+/// `External` error repeats the error it wraps, both in its message and as its source.
+fn parquet_error(table: &str, staged: &Path, cause: parquet::errors::ParquetError) -> DropError {
+    let path = staged.display().to_string();
+    match cause {
+        parquet::errors::ParquetError::External(e) => match e.downcast::<io::Error>() {
+            Ok(io) => DropError::Io { path, cause: *io },
+            Err(e) => DropError::Parquet {
+                table: table.to_string(),
+                path,
+                cause: parquet::errors::ParquetError::External(e),
+            },
+        },
+        cause => DropError::Parquet {
+            table: table.to_string(),
+            path,
+            cause,
+        },
     }
 }
 
@@ -526,6 +555,7 @@ impl DropWriter {
                     open: None,
                     done: Vec::new(),
                     buffered: 0,
+                    encoded: 0,
                 })
                 .collect(),
             quarantine: None,
@@ -566,38 +596,39 @@ impl DropWriter {
         self.tables.iter().map(|t| t.buffered).sum()
     }
 
-    /// Writes out the row group holding the most memory, then the next, while the total is
-    /// over the budget. Largest first: a big table reaches the budget again soon and is cut
-    /// again, while a small one keeps growing into one reasonable row group.
+    /// While the open row groups hold more than the budget, writes one out: the one holding
+    /// the most memory among those already [`WriterOptions::min_row_group_bytes`] big whose
+    /// memory alone covers the excess, or else simply the one holding the most memory.
+    /// Largest first: a big table comes back to the budget soon and is cut again, while a
+    /// small one keeps growing into one reasonable row group.
     fn keep_to_budget(&mut self) -> Result<(), DropError> {
         let mut total = self.buffered_bytes();
         self.memory.peak_buffered_bytes = self.memory.peak_buffered_bytes.max(total);
-        while total > self.options.memory_budget_bytes {
-            let Some(largest) = self
-                .tables
-                .iter_mut()
-                .filter(|t| t.open.is_some() && t.buffered > 0)
-                .max_by_key(|t| t.buffered)
+        let budget = self.options.memory_budget_bytes;
+        while total > budget {
+            let excess = total - budget;
+            let candidates = || {
+                self.tables
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.open.is_some() && t.buffered > 0)
+            };
+            let big_enough = candidates()
+                .filter(|(_, t)| {
+                    t.buffered >= excess && t.encoded >= self.options.min_row_group_bytes
+                })
+                .max_by_key(|(_, t)| t.buffered);
+            let Some((chosen, _)) =
+                big_enough.or_else(|| candidates().max_by_key(|(_, t)| t.buffered))
             else {
                 break;
             };
-            let before = largest.buffered;
-            largest.flush_row_group(self.sink.as_ref(), &self.options)?;
+            let table = &mut self.tables[chosen];
+            let before = table.buffered;
+            table.flush_row_group(self.sink.as_ref(), &self.options)?;
             self.memory.budget_flushes += 1;
-            if std::env::var_os("LPDROP_DEBUG_MEMORY").is_some() {
-                eprintln!(
-                    "DEBUG budget flush {} {} -> {} (total {total}) rgs {:?}",
-                    largest.def.name,
-                    before,
-                    largest.buffered,
-                    largest
-                        .open
-                        .as_ref()
-                        .map(|f| f.writer.flushed_row_groups().len())
-                );
-            }
-            if largest.buffered >= before {
-                // Nothing left to write out (an encoder that holds memory between row groups).
+            if table.buffered >= before {
+                // Nothing came free; do not spin.
                 break;
             }
             total = self.buffered_bytes();
@@ -610,9 +641,9 @@ impl DropWriter {
         if self.quarantine.is_none() {
             let key = self.layout.key(DropLayout::QUARANTINE_PATH);
             let staged = self.sink.staging_path(&key)?;
-            let file = File::create(&staged).map_err(|source| DropError::Io {
-                key: key.clone(),
-                source,
+            let file = File::create(&staged).map_err(|cause| DropError::Io {
+                path: staged.display().to_string(),
+                cause,
             })?;
             self.quarantine = Some((
                 key,
@@ -624,13 +655,13 @@ impl DropWriter {
                 },
             ));
         }
-        let (key, _, out) = self.quarantine.as_mut().expect("opened above");
+        let (_, staged, out) = self.quarantine.as_mut().expect("opened above");
         let mut line = record.to_json_line();
         line.push('\n');
         out.write_all(line.as_bytes())
-            .map_err(|source| DropError::Io {
-                key: key.clone(),
-                source,
+            .map_err(|cause| DropError::Io {
+                path: staged.display().to_string(),
+                cause,
             })?;
         self.quarantined += 1;
         Ok(())
@@ -671,9 +702,9 @@ impl DropWriter {
                     hasher,
                     bytes,
                 } = out;
-                let io_err = |source| DropError::Io {
-                    key: key.clone(),
-                    source,
+                let io_err = |cause| DropError::Io {
+                    path: staged.display().to_string(),
+                    cause,
                 };
                 let f = inner.into_inner().map_err(|e| io_err(e.into_error()))?;
                 f.sync_all().map_err(io_err)?;
@@ -723,6 +754,7 @@ impl DropWriter {
         let manifest_key = layout.manifest_key();
         may_commit().map_err(DropError::Fenced)?;
         sink.put(&manifest_key, &manifest_bytes)?;
+        crate::crash::crash_point("manifest");
         let marker = Marker {
             format_version: MANIFEST_FORMAT_VERSION,
             drop_id: manifest.drop_id.clone(),
