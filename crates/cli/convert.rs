@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use lpdrop_drop::{DropInfo, DropWriter, SourceInfo, WriterOptions};
@@ -20,6 +20,7 @@ use lpdrop_liveperson::Window;
 use lpdrop_liveperson::window::fmt_ms;
 use lpdrop_tables::{Lineage, MESSAGING_TABLES};
 
+use crate::progress::CountProgress;
 use crate::dest::{Destination, S3Args, open_sink};
 use crate::pipeline::{Converter, DecodedPage, decode_messaging_page};
 use crate::sync::{PlannedDrop, SyncReport};
@@ -216,31 +217,31 @@ async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
     };
     let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, WriterOptions::default());
     let window = req.window;
-    let total = total.map_or(String::new(), |n| format!("/{n}"));
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // A bar on a terminal only (files done of the total, when the input is a folder).
+    let progress = CountProgress::new("pages", total.unwrap_or(0) as u64);
 
     // Reading and decoding run on `threads` threads; this one splits the records into tables
     // and encodes parquet. Bounded channels keep memory flat.
     let work = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut converter =
             Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging);
-        let mut last = Instant::now();
-        let mut done = 0usize;
+        let mut done = 0u64;
         decode_in_order(pages, threads, |page| {
             converter.decoded_page(page, window)?;
             done += 1;
-            if progress && last.elapsed() >= Duration::from_secs(1) {
-                last = Instant::now();
-                eprint!(
-                    "\r  {done}{total} pages, {} conversations   ",
-                    converter.stats.conversations
-                );
-            }
+            let s = &converter.stats;
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            progress.update(
+                done,
+                format!(
+                    "{} conversations, {:.0} MB/s",
+                    s.conversations,
+                    s.input_bytes as f64 / 1e6 / secs
+                ),
+            );
             Ok(())
         })?;
-        if progress {
-            eprintln!();
-        }
+        progress.finish();
         let (from, to) = match (window, converter.start_range) {
             (Some(w), _) => (w.from_ms(), w.to_ms()),
             (None, Some((lo, hi))) => (lo, hi + 1),
