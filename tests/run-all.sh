@@ -43,6 +43,9 @@ bash tests/deny.sh
 echo "== cargo test"
 cargo test --locked --workspace
 
+echo "== fuzzing the record and page decoders (cargo fuzz on stable; FUZZ_SECONDS per target)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash tests/fuzz.sh
+
 echo "== cfn-lint deploy/aws"
 "$venv/bin/cfn-lint" deploy/aws/lpdrop-customer.yaml
 
