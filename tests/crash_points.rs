@@ -129,7 +129,11 @@ fn thirty_crashes_at_every_point_leave_one_drop_per_job_and_gc_removes_the_rest(
     assert!(jobs.iter().all(|j| j["state"] == "uploaded"), "{jobs:#?}");
     let (all, committed) = drops(&out);
     assert_eq!(committed.len(), 20, "exactly one committed drop per job");
-    assert_eq!(all.len(), 20, "a retried job reuses its drop root: no stray drop");
+    assert_eq!(
+        all.len(),
+        20,
+        "a retried job reuses its drop root: no stray drop"
+    );
     // Nothing lost: each drop holds every conversation of its job's window.
     let dataset = lpdrop_emulator::Dataset::new(&lpdrop_emulator::EmulatorConfig {
         per_day: 1500,
@@ -138,8 +142,17 @@ fn thirty_crashes_at_every_point_leave_one_drop_per_job_and_gc_removes_the_rest(
     let mut records = 0;
     for job in &jobs {
         let root = PathBuf::from(job["drop"]["root"].as_str().unwrap());
-        let root = if root.is_absolute() { root } else { out.join(root) };
-        assert!(committed.contains(&root), "job {} -> {}", job["id"], root.display());
+        let root = if root.is_absolute() {
+            root
+        } else {
+            out.join(root)
+        };
+        assert!(
+            committed.contains(&root),
+            "job {} -> {}",
+            job["id"],
+            root.display()
+        );
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
         let expected = dataset.index_range(
@@ -166,7 +179,10 @@ fn thirty_crashes_at_every_point_leave_one_drop_per_job_and_gc_removes_the_rest(
             .arg(format!("{day}T06:00:00Z"))
             .arg("--out")
             .arg(&partial_out));
-        assert!(!crashed_sync.status.success(), "sync run {run_no} at {point}");
+        assert!(
+            !crashed_sync.status.success(),
+            "sync run {run_no} at {point}"
+        );
         crashed += 1;
     }
     // And two that complete, which gc must keep.

@@ -20,9 +20,9 @@ use lpdrop_liveperson::Window;
 use lpdrop_liveperson::window::fmt_ms;
 use lpdrop_tables::{Lineage, MESSAGING_TABLES};
 
-use crate::progress::CountProgress;
 use crate::dest::{Destination, S3Args, open_sink};
 use crate::pipeline::{Converter, DecodedPage, decode_messaging_page};
+use crate::progress::CountProgress;
 use crate::sync::{PlannedDrop, SyncReport};
 
 pub struct ConvertRequest {

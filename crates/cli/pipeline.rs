@@ -131,6 +131,8 @@ impl Tables {
 
 /// Where finished batches go: straight into the drop writer, or to a thread that owns it, so
 /// that parquet encoding overlaps with splitting records into tables.
+// One per drop: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Output {
     Inline(DropWriter),
     Background {
