@@ -79,16 +79,17 @@ def timed(cmd, allow_failure=False, feed=None, with_stderr=False, **kw):
 PAGE_BYTES_PER_CONVERSATION = 22_000
 
 
-def read_pages(pages):
-    """The page files of a folder, in name order, as bytes."""
-    return [open(os.path.join(pages, name), "rb").read() for name in sorted(os.listdir(pages))
-            if name.endswith(".json")]
+def page_paths(pages):
+    """The page files of a folder, in name order."""
+    return [os.path.join(pages, name) for name in sorted(os.listdir(pages)) if name.endswith(".json")]
 
 
 def stream_feed(base_pages, n, per_page=100):
     """A feed for `lpdrop convert --input -`: `n` conversations as pages one per line, the
-    base pages over and over, each pass with its own conversation ids (a prefix), so that none
-    is a duplicate of another. Returns (feed, bytes it will write)."""
+    base pages (files) over and over, each pass with its own conversation ids (a prefix), so
+    that none is a duplicate of another. Pages are read one at a time: this process stays
+    small, which matters because a child's peak RSS (`ru_maxrss`) counts the memory of the
+    parent it was started from. Returns (feed, bytes it will write)."""
     key = b'"conversationId":"'
     passes = []
     left = n
@@ -101,13 +102,17 @@ def stream_feed(base_pages, n, per_page=100):
         p += 1
     total = 0
     for p, pages in passes:
-        for page in base_pages[:pages]:
+        for path in base_pages[:pages]:
+            with open(path, "rb") as f:
+                page = f.read()
             total += len(page) + 1 + (page.count(key) * 5 if p else 0)
 
     def feed(pipe):
         for p, pages in passes:
             prefix = key + b"%04x-" % p
-            for page in base_pages[:pages]:
+            for path in base_pages[:pages]:
+                with open(path, "rb") as f:
+                    page = f.read()
                 pipe.write((page.replace(key, prefix) if p else page) + b"\n")
 
     return feed, total
@@ -235,6 +240,9 @@ def main():
                          " on the scratch disk with 4 GB to spare)")
     ap.add_argument("--stream-base", type=int, default=50000,
                     help="conversations of the base set that streamed sizes repeat")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="measure the ceiling and convert this many times each, in turns, and keep the best"
+                         " (sizes read from files; streamed sizes run once)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     python = os.path.join(args.venv, "bin", "python")
@@ -252,22 +260,22 @@ def main():
         free = shutil.disk_usage(scratch).free
         return n * PAGE_BYTES_PER_CONVERSATION * 1.2 + 4e9 > free
 
-    base_pages, base_ceiling = None, None
+    base_dir, base_pages, base_ceiling = None, None, None
     try:
         for n in sizes:
             drop_dir = os.path.join(scratch, f"drop-{n}")
             stream = streamed(n)
             dump_s = None
+            load = os.getloadavg()[0]
             if stream:
                 if base_pages is None:
-                    pages = os.path.join(scratch, f"pages-base-{args.stream_base}")
+                    base_dir = os.path.join(scratch, f"pages-base-{args.stream_base}")
                     print(f"[{n}] streamed: writing the base set of {args.stream_base} conversations ...", flush=True)
-                    timed([BIN, "emulator", "dump", "--conversations", str(args.stream_base), "--out", pages])
+                    timed([BIN, "emulator", "dump", "--conversations", str(args.stream_base), "--out", base_dir])
                     print(f"[{n}] serde_json ceiling on the base set ...", flush=True)
-                    _, _, out = timed([BASELINE, pages, str(args.threads)])
+                    _, _, out = timed([BASELINE, base_dir, str(args.threads)])
                     base_ceiling = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
-                    base_pages = read_pages(pages)
-                    shutil.rmtree(pages)
+                    base_pages = page_paths(base_dir)
                 base_mb = base_ceiling["serde_json_value"]["bytes"] / 1e6
                 feed, input_bytes = stream_feed(base_pages, n)
                 mb = input_bytes / 1e6
@@ -283,15 +291,22 @@ def main():
                 input_bytes = dir_bytes(pages)
                 mb = input_bytes / 1e6
 
-                print(f"[{n}] serde_json ceiling ...", flush=True)
-                _, _, out = timed([BASELINE, pages, str(args.threads)])
-                base = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
-                value_s = base["serde_json_value"]["seconds"]
-                typed_s = base["typed_decode"]["seconds"]
+                # The ceiling and convert take turns, best of --repeat each, so that a noisy
+                # neighbour slows both alike.
+                value_s = typed_s = conv_s = float("inf")
+                conv_rss = 0.0
+                for attempt in range(args.repeat):
+                    print(f"[{n}] serde_json ceiling ({attempt + 1}/{args.repeat}) ...", flush=True)
+                    _, _, out = timed([BASELINE, pages, str(args.threads)])
+                    base = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
+                    value_s = min(value_s, base["serde_json_value"]["seconds"])
+                    typed_s = min(typed_s, base["typed_decode"]["seconds"])
 
-                print(f"[{n}] lpdrop convert ...", flush=True)
-                conv_s, conv_rss, _, err = timed([BIN, "convert", "--input", pages, "--out", drop_dir],
-                                                 with_stderr=True, env=debug_env)
+                    print(f"[{n}] lpdrop convert ({attempt + 1}/{args.repeat}) ...", flush=True)
+                    shutil.rmtree(drop_dir, ignore_errors=True)
+                    secs, rss, _, err = timed([BIN, "convert", "--input", pages, "--out", drop_dir],
+                                              with_stderr=True, env=debug_env)
+                    conv_s, conv_rss = min(conv_s, secs), max(conv_rss, rss)
             manifests = [os.path.join(d, "manifest.json") for d, _, fs in os.walk(drop_dir) if "manifest.json" in fs]
             written = json.load(open(manifests[0]))["source"]["conversations"] if manifests else None
             if written != n:
@@ -314,7 +329,7 @@ def main():
             rows.append(dict(n=n, mb=mb, dump_s=dump_s, value_s=value_s, typed_s=typed_s,
                              conv_s=conv_s, conv_rss=conv_rss, duck_s=duck_s, duck_rss=duck_rss,
                              stream=stream, peak_buffered=peak_buffered, budget_flushes=budget_flushes,
-                             groups=groups))
+                             groups=groups, load=load))
             print(f"  convert {mb / conv_s:.0f} MB/s, {conv_s:.1f} s, peak RSS {conv_rss:.0f} MiB", flush=True)
             if not args.keep:
                 if not stream:
@@ -352,14 +367,16 @@ def main():
         f"- command: `python3 {' '.join(sys.argv)}`",
         "- input: the emulator's synthetic data set saved as MI search pages of 100 conversations"
         " (`lpdrop emulator dump`), every node as a `v=2` all-content request returns it",
-        "- ratios are against numbers measured in the same run; machines here are noisy, so compare ratios, not seconds",
+        "- ratios are against numbers measured in the same run; machines here are noisy, so compare ratios, not seconds;"
+        f" sizes read from files are the best of {args.repeat} turns of ceiling and convert; *load* is the 1-minute"
+        " load average when the size started (other work on the machine)",
         "",
-        "| conversations | input MB | serde_json Value parse MB/s (ceiling) | typed decode MB/s | convert MB/s | convert conv/s | convert / ceiling | convert vs DuckDB split | convert peak RSS MiB | DuckDB peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| conversations | load | input MB | serde_json Value parse MB/s (ceiling) | typed decode MB/s | convert MB/s | convert conv/s | convert / ceiling | convert vs DuckDB split | convert peak RSS MiB | DuckDB peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['n']:,}{' (streamed)' if r['stream'] else ''} | {r['mb']:.0f} | {r['mb']/r['value_s']:.0f} | {r['mb']/r['typed_s']:.0f} | "
+            f"| {r['n']:,}{' (streamed)' if r['stream'] else ''} | {r['load']:.1f} | {r['mb']:.0f} | {r['mb']/r['value_s']:.0f} | {r['mb']/r['typed_s']:.0f} | "
             f"{r['mb']/r['conv_s']:.0f} | {r['n']/r['conv_s']:,.0f} | {r['value_s']/r['conv_s']:.2f} | "
             + (f"{r['duck_s']/r['conv_s']:.2f}x | {r['conv_rss']:.0f} | {r['duck_rss']:.0f} |" if r['duck_s'] else
                (f"not run (streamed) | {r['conv_rss']:.0f} | - |" if r['stream'] else

@@ -81,14 +81,17 @@ fn open_pages(input: &Path) -> Result<(PageSource, Option<usize>)> {
 fn lines_of(input: Box<dyn Read + Send>, name: String) -> PageSource {
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut line_no = 0u64;
+    // Lines are read into one buffer that grows to the longest, then copied out at their
+    // size: growing a fresh buffer for every page of megabytes would fragment the heap.
+    let mut line = Vec::new();
     Box::new(std::iter::from_fn(move || {
         loop {
-            let mut line = Vec::new();
+            line.clear();
             line_no += 1;
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) => return None,
                 Ok(_) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Ok(_) => return Some(Ok((format!("{name} line {line_no}"), line))),
+                Ok(_) => return Some(Ok((format!("{name} line {line_no}"), line.to_vec()))),
                 Err(e) => {
                     return Some(Err(
                         anyhow::Error::new(e).context(format!("cannot read {name}"))
@@ -110,8 +113,9 @@ fn decode_threads() -> usize {
         .min(64)
 }
 
-/// Pages that may wait, per decoding thread, to be decoded and then to be taken: enough to
+/// Pages that may wait, per decoding thread, to be decoded, and then to be taken: enough to
 /// ride out uneven pages, few enough to keep memory flat.
+const READ_AHEAD: usize = 1;
 const DECODED_AHEAD: usize = 2;
 
 /// Decodes `pages` on `threads` threads, and gives them to `take` in input order.
@@ -119,8 +123,8 @@ const DECODED_AHEAD: usize = 2;
 /// One thread reads the pages and deals them out in turn: page `i` goes to decoding thread
 /// `i % threads`, each of which has its own bounded channels, and this thread takes the
 /// decoded pages from those channels in the same turn. The order never depends on timing,
-/// and at most `threads × (2 × DECODED_AHEAD + 1) + 1` pages are held at once. The first
-/// error, reading, decoding or in `take`, ends the run at its place.
+/// and at most `threads × (READ_AHEAD + DECODED_AHEAD + 1) + 2` pages are held at once. The
+/// first error, reading, decoding or in `take`, ends the run at its place.
 fn decode_in_order(
     pages: PageSource,
     threads: usize,
@@ -131,7 +135,7 @@ fn decode_in_order(
         let mut to_decode = Vec::with_capacity(threads);
         let mut decoded = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let (raw_tx, raw_rx) = mpsc::sync_channel::<Result<RawPage>>(DECODED_AHEAD);
+            let (raw_tx, raw_rx) = mpsc::sync_channel::<Result<RawPage>>(READ_AHEAD);
             let (page_tx, page_rx) = mpsc::sync_channel::<Result<DecodedPage>>(DECODED_AHEAD);
             scope.spawn(move || {
                 for raw in raw_rx {

@@ -146,7 +146,7 @@ enum Output {
 type ToWriter = Box<dyn FnOnce(&mut DropWriter) -> Result<(), DropError> + Send>;
 
 /// Batches that may wait for the writer thread: a few, so that memory stays flat.
-const BATCHES_AHEAD: usize = 4;
+const BATCHES_AHEAD: usize = 2;
 
 impl Output {
     fn background(mut writer: DropWriter) -> Self {
