@@ -603,3 +603,68 @@ fn convert_of_saved_pages_writes_the_same_tables_as_sync_of_the_same_records() {
         );
     }
 }
+
+/// A saved page whose records hold invalid UTF-8 (which makes serde_json refuse a whole
+/// document) and an unreadable field: only those records go to quarantine, byte for byte, and
+/// every other record of the page is converted.
+#[test]
+fn convert_quarantines_records_with_invalid_utf8_and_keeps_the_rest_of_the_page() {
+    use base64::prelude::{BASE64_STANDARD, Engine as _};
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("pages");
+    fs::create_dir(&pages).unwrap();
+    let record = |id: &str, extra: &[u8]| -> Vec<u8> {
+        let mut r = format!(
+            r#"{{"info":{{"conversationId":"{id}","brandId":"123","startTimeL":1760000000000,"status":"CLOSE""#
+        )
+        .into_bytes();
+        r.extend_from_slice(extra);
+        r.extend_from_slice(b"}}");
+        r
+    };
+    let bad_utf8 = record("bad-utf8", b",\"device\":\"caf\xe9 \xff\"");
+    let bad_field = record("bad-field", b",\"mcs\":{\"not\":\"a number\"}");
+    let mut body = b"{\"_metadata\":{\"count\":\"5\"},\"conversationHistoryRecords\":[".to_vec();
+    let records = [
+        record("good-1", b""),
+        bad_utf8.clone(),
+        record("good-2", b",\"device\":\"\xc3\xa9t\xc3\xa9\""),
+        bad_field,
+        record("good-3", b""),
+    ];
+    body.extend_from_slice(&records.join(&b","[..]));
+    body.extend_from_slice(b"]}");
+    fs::write(pages.join("page-0001.json"), &body).unwrap();
+
+    let out_root = dir.path().join("out");
+    let out = run(lpdrop()
+        .args(["convert", "--input"])
+        .arg(&pages)
+        .arg("--out")
+        .arg(&out_root));
+    assert!(out.status.success(), "a bad record never fails the job");
+    let drops = committed_drops(&out_root);
+    assert_eq!(drops.len(), 1);
+    let manifest = check_drop(&out_root, &drops[0]);
+    assert_eq!(table_rows(&manifest, "conversations"), 3);
+    assert_eq!(manifest["quarantine"]["records"].as_u64(), Some(2));
+
+    let key = manifest["quarantine"]["file"]["key"].as_str().unwrap();
+    let lines: Vec<serde_json::Value> = fs::read_to_string(out_root.join(key))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let utf8 = &lines[0];
+    let reason = utf8["reason"].as_str().unwrap();
+    assert!(reason.starts_with("invalid UTF-8: byte 0xE9"), "{reason}");
+    assert!(utf8["origin"].as_str().unwrap().ends_with("record 1"));
+    let exact = BASE64_STANDARD
+        .decode(utf8["record_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(exact, bad_utf8, "the record exactly as received");
+    assert!(utf8["record"].as_str().unwrap().contains("caf\u{FFFD}"));
+    assert!(lines[1]["reason"].as_str().unwrap().contains("info.mcs"));
+    assert!(lines[1].get("record_base64").is_none());
+}

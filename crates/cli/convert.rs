@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use lpdrop_drop::{DropInfo, DropWriter, SourceInfo, WriterOptions};
-use lpdrop_liveperson::Window;
 use lpdrop_liveperson::window::fmt_ms;
+use lpdrop_liveperson::{Window, page};
 use lpdrop_tables::{Lineage, MESSAGING_TABLES};
 
 use crate::dest::{Destination, S3Args, open_sink};
@@ -177,13 +177,14 @@ fn decode_in_order(
 fn account_of(pages: &mut PageSource) -> Result<(String, Vec<RawPage>)> {
     let mut read = Vec::new();
     while read.len() < 10 {
-        let Some(page) = pages.next() else { break };
-        let (origin, bytes) = page?;
-        let account = lpdrop_liveperson::page::parse_page(&bytes)
+        let Some(next) = pages.next() else { break };
+        let (origin, bytes) = next?;
+        let repaired = std::cell::OnceCell::new();
+        let account = page::parse_repairing(&bytes, &repaired, page::parse_page)
             .ok()
-            .and_then(|page| {
-                page.records.iter().find_map(|raw| {
-                    lpdrop_liveperson::page::decode_record(raw)
+            .and_then(|parsed| {
+                parsed.records.iter().find_map(|raw| {
+                    page::decode_record(raw)
                         .ok()
                         .and_then(|c| c.info.brand_id.0)
                 })

@@ -1,6 +1,7 @@
 //! From search pages to a committed drop: decode each record, keep it only inside its exact
 //! window and once, split it into table rows, hand full batches to the drop writer.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::mpsc;
@@ -9,13 +10,14 @@ use anyhow::{Context, Result};
 use lpdrop_drop::writer::MemoryStats;
 use lpdrop_drop::{CommittedDrop, DropError, DropInfo, DropWriter};
 use lpdrop_liveperson::page::{
-    decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
-    parse_chat_page, parse_entity_list, parse_page,
+    RepairedBody, decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
+    parse_chat_page, parse_entity_list, parse_page, parse_repairing,
 };
 use lpdrop_liveperson::{AccountEntity, Conversation, Window};
 use lpdrop_tables::{
     ChatTables, DimensionTables, Lineage, MessagingTables, QuarantinedRecord, Source, TableBuffer,
 };
+use serde_json::value::RawValue;
 
 /// Rows per record batch handed to the parquet writer.
 const BATCH_ROWS: usize = 8192;
@@ -43,26 +45,41 @@ impl DecodedPage {
     }
 }
 
-/// A record that could not be read: it goes to quarantine.
+/// A record that could not be read: it goes to quarantine, with its bytes as received.
 struct Unreadable {
     reason: String,
-    record: String,
+    record: Vec<u8>,
+}
+
+/// Decodes one record of a page with `decode`; a record that held invalid UTF-8 (in a page
+/// parsed from its repaired text) is unreadable whatever its content, with its original bytes.
+fn decode_or_quarantine<T>(
+    raw: &RawValue,
+    repaired: &OnceCell<RepairedBody>,
+    decode: impl Fn(&RawValue) -> Result<T, String>,
+) -> Result<T, Unreadable> {
+    if let Some(damage) = repaired.get().and_then(|r| r.damage(raw)) {
+        return Err(Unreadable {
+            reason: damage.reason,
+            record: damage.original,
+        });
+    }
+    decode(raw).map_err(|reason| Unreadable {
+        reason,
+        record: raw.get().as_bytes().to_vec(),
+    })
 }
 
 /// Parses and decodes one search page; `origin` names the page in errors and quarantine.
 pub fn decode_messaging_page(body: &[u8], origin: &str) -> Result<DecodedPage> {
-    let parsed = parse_page(body)
+    let repaired = OnceCell::new();
+    let parsed = parse_repairing(body, &repaired, parse_page)
         .map_err(anyhow::Error::msg)
         .with_context(|| origin.to_string())?;
     let records = parsed
         .records
         .iter()
-        .map(|raw| {
-            decode_record(raw).map_err(|reason| Unreadable {
-                reason,
-                record: raw.get().to_string(),
-            })
-        })
+        .map(|raw| decode_or_quarantine(raw, &repaired, decode_record))
         .collect();
     Ok(DecodedPage {
         origin: origin.to_string(),
@@ -284,13 +301,9 @@ impl Converter {
         }
     }
 
-    fn quarantine(&mut self, reason: String, origin: String, record: String) -> Result<()> {
+    fn quarantine(&mut self, unreadable: Unreadable, origin: String) -> Result<()> {
         self.stats.quarantined += 1;
-        let record = QuarantinedRecord {
-            reason,
-            origin,
-            record,
-        };
+        let record = QuarantinedRecord::new(unreadable.reason, origin, unreadable.record);
         self.writer.send(Box::new(move |w| w.quarantine(&record)))
     }
 
@@ -322,8 +335,8 @@ impl Converter {
             self.stats.records += 1;
             let conversation = match decoded {
                 Ok(c) => c,
-                Err(Unreadable { reason, record }) => {
-                    self.quarantine(reason, format!("{origin} record {i}"), record)?;
+                Err(unreadable) => {
+                    self.quarantine(unreadable, format!("{origin} record {i}"))?;
                     continue;
                 }
             };
@@ -362,18 +375,18 @@ impl Converter {
     /// An Engagement History page: the same rules as a messaging page, keyed by engagement id
     /// (the API returns ended chats only, so none is open).
     fn chat_page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
-        let parsed = parse_chat_page(body)
+        let repaired = OnceCell::new();
+        let parsed = parse_repairing(body, &repaired, parse_chat_page)
             .map_err(anyhow::Error::msg)
             .with_context(|| origin.to_string())?;
         self.stats.pages += 1;
         self.stats.input_bytes += body.len() as u64;
         for (i, raw) in parsed.records.iter().enumerate() {
             self.stats.records += 1;
-            let chat = match decode_chat_record(raw) {
+            let chat = match decode_or_quarantine(raw, &repaired, decode_chat_record) {
                 Ok(c) => c,
-                Err(reason) => {
-                    let record = raw.get().to_string();
-                    self.quarantine(reason, format!("{origin} record {i}"), record)?;
+                Err(unreadable) => {
+                    self.quarantine(unreadable, format!("{origin} record {i}"))?;
                     continue;
                 }
             };
@@ -411,7 +424,8 @@ impl Converter {
         let Tables::Dimensions(_) = self.tables else {
             anyhow::bail!("{origin}: only a dimension drop takes entity lists");
         };
-        let list = parse_entity_list(body)
+        let repaired = OnceCell::new();
+        let list = parse_repairing(body, &repaired, parse_entity_list)
             .map_err(anyhow::Error::msg)
             .with_context(|| origin.to_string())?;
         self.stats.pages += 1;
@@ -422,18 +436,18 @@ impl Converter {
                 unreachable!("checked above");
             };
             let appended = match entity {
-                AccountEntity::Users => decode_user(raw).map(|u| tables.append_user(&u)),
-                AccountEntity::Skills => decode_skill(raw).map(|k| tables.append_skill(&k)),
+                AccountEntity::Users => decode_or_quarantine(raw, &repaired, decode_user)
+                    .map(|u| tables.append_user(&u)),
+                AccountEntity::Skills => decode_or_quarantine(raw, &repaired, decode_skill)
+                    .map(|k| tables.append_skill(&k)),
                 AccountEntity::AgentGroups => {
-                    decode_agent_group(raw).map(|g| tables.append_agent_group(&g))
+                    decode_or_quarantine(raw, &repaired, decode_agent_group)
+                        .map(|g| tables.append_agent_group(&g))
                 }
             };
             match appended {
                 Ok(()) => self.stats.entities += 1,
-                Err(reason) => {
-                    let record = raw.get().to_string();
-                    self.quarantine(reason, format!("{origin} entity {i}"), record)?
-                }
+                Err(unreadable) => self.quarantine(unreadable, format!("{origin} entity {i}"))?,
             }
         }
         self.flush(false)

@@ -86,11 +86,11 @@ fn commit_writes_files_then_manifest_then_marker() {
     let mut tables = conversations(3);
     write_all(&mut writer, &mut tables, &lineage);
     writer
-        .quarantine(&QuarantinedRecord {
-            reason: "field info.mcs: bad".into(),
-            origin: "test".into(),
-            record: "{\"x\":1}".into(),
-        })
+        .quarantine(&QuarantinedRecord::new(
+            "field info.mcs: bad".into(),
+            "test".into(),
+            b"{\"x\":1}".to_vec(),
+        ))
         .unwrap();
     let committed = writer.commit(info()).unwrap();
 

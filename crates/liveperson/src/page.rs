@@ -7,6 +7,8 @@
 //! - Account configuration (users, skills, agent groups): [`parse_entity_list`] and
 //!   [`decode_user`], [`decode_skill`], [`decode_agent_group`].
 
+use std::cell::OnceCell;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -27,8 +29,23 @@ pub struct Page<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Metadata {
+    /// The number of hits in the window. Advisory: a count sent as a string is read, and one
+    /// that cannot be read at all is `None` instead of failing the page (its records are fine).
+    #[serde(deserialize_with = "lenient_count")]
     pub count: Option<u64>,
     pub shards_status_result: Option<ShardsStatus>,
+}
+
+fn lenient_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,7 +89,8 @@ pub fn parse_page(body: &[u8]) -> Result<Page<'_>, String> {
     serde_json::from_slice(body).map_err(|e| format!("unreadable search page: {e}"))
 }
 
-/// Parses only the envelope of a page.
+/// Parses only the envelope of a page. Invalid UTF-8 inside records does not make the
+/// envelope unreadable (see [`RepairedBody`]).
 pub fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Envelope {
@@ -80,7 +98,107 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
             records: Vec::new(),
         });
     }
-    serde_json::from_slice(body).map_err(|e| format!("unreadable search page: {e}"))
+    let repaired = OnceCell::new();
+    parse_repairing(body, &repaired, |b| {
+        serde_json::from_slice(b).map_err(|e| format!("unreadable search page: {e}"))
+    })
+}
+
+/// A body with its invalid UTF-8 bytes replaced, so that one bad byte in one record does not
+/// make a whole page unreadable: JSON text must be UTF-8, and serde_json rejects the whole
+/// document for a single bad byte. Each invalid byte becomes `?`, one byte for one, so an
+/// offset into the repaired text is the same offset into the original; the records that held
+/// a bad byte are then found by their position ([`RepairedBody::damage`]) and quarantined with
+/// their original bytes, while every other record of the page is kept.
+#[derive(Debug)]
+pub struct RepairedBody<'a> {
+    original: &'a [u8],
+    repaired: Vec<u8>,
+    /// Offsets of the replaced bytes, ascending.
+    invalid: Vec<usize>,
+}
+
+/// A record that held invalid UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Names the first bad byte: its offset in the record and its value.
+    pub reason: String,
+    /// The record exactly as received.
+    pub original: Vec<u8>,
+}
+
+impl<'a> RepairedBody<'a> {
+    /// `None` when `body` is valid UTF-8 (nothing to repair).
+    pub fn repair(body: &'a [u8]) -> Option<Self> {
+        let mut rest = match std::str::from_utf8(body) {
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        let mut repaired = body.to_vec();
+        let mut invalid = Vec::new();
+        let mut at = 0;
+        loop {
+            let bad_from = at + rest.valid_up_to();
+            // `None`: the body ends inside a multi-byte sequence; the rest is invalid.
+            let bad_len = rest.error_len().unwrap_or(body.len() - bad_from);
+            repaired[bad_from..bad_from + bad_len].fill(b'?');
+            invalid.extend(bad_from..bad_from + bad_len);
+            at = bad_from + bad_len;
+            match std::str::from_utf8(&body[at..]) {
+                Ok(_) => break,
+                Err(e) => rest = e,
+            }
+        }
+        Some(RepairedBody {
+            original: body,
+            repaired,
+            invalid,
+        })
+    }
+
+    /// The repaired text, valid UTF-8 and as long as the original.
+    pub fn bytes(&self) -> &[u8] {
+        &self.repaired
+    }
+
+    /// Whether `raw`, a value parsed from [`RepairedBody::bytes`], held invalid UTF-8; `None`
+    /// when it did not (or when it was not parsed from this body).
+    pub fn damage(&self, raw: &RawValue) -> Option<Damage> {
+        let start = (raw.get().as_ptr() as usize).checked_sub(self.repaired.as_ptr() as usize)?;
+        let end = start + raw.get().len();
+        if end > self.repaired.len() {
+            return None;
+        }
+        let inside = &self.invalid[self.invalid.partition_point(|&i| i < start)
+            ..self.invalid.partition_point(|&i| i < end)];
+        let first = *inside.first()?;
+        Some(Damage {
+            reason: format!(
+                "invalid UTF-8: byte 0x{:02X} at offset {} of the record ({} bad bytes in it)",
+                self.original[first],
+                first - start,
+                inside.len()
+            ),
+            original: self.original[start..end].to_vec(),
+        })
+    }
+}
+
+/// Parses `body` with `parse`; when that fails and the body is not valid UTF-8, parses the
+/// repaired body instead, kept in `repaired` so that the result may borrow from it and its
+/// damaged records can be found.
+pub fn parse_repairing<'a, P>(
+    body: &'a [u8],
+    repaired: &'a OnceCell<RepairedBody<'a>>,
+    parse: impl Fn(&'a [u8]) -> Result<P, String>,
+) -> Result<P, String> {
+    match parse(body) {
+        Ok(parsed) => Ok(parsed),
+        Err(e) => match RepairedBody::repair(body) {
+            None => Err(e),
+            Some(fixed) => parse(repaired.get_or_init(|| fixed).bytes()),
+        },
+    }
 }
 
 /// Decodes one JSON value as `T`; the error says which field could not be read and why.
@@ -282,6 +400,61 @@ mod tests {
         let page = parse_page(b"").unwrap();
         assert!(page.records.is_empty());
         assert_eq!(parse_envelope(b" \n").unwrap().record_count(), 0);
+    }
+
+    #[test]
+    fn count_is_read_leniently() {
+        let count = |c: &str| {
+            let body =
+                format!(r#"{{"_metadata":{{"count":{c}}},"conversationHistoryRecords":[]}}"#);
+            parse_envelope(body.as_bytes()).unwrap().metadata.count
+        };
+        assert_eq!(count("24"), Some(24));
+        assert_eq!(count("\"24\""), Some(24));
+        assert_eq!(count("24.0"), Some(24));
+        assert_eq!(count("\"lots\""), None);
+        assert_eq!(count("-3"), None);
+        assert_eq!(count("null"), None);
+        assert_eq!(count("{\"a\":1}"), None);
+    }
+
+    #[test]
+    fn invalid_utf8_is_repaired_in_place_and_found_by_record() {
+        assert!(RepairedBody::repair(b"{\"a\":\"caf\xc3\xa9\"}").is_none());
+        let body: &[u8] = b"{\"conversationHistoryRecords\":[{\"info\":{\"conversationId\":\"a\",\"startTimeL\":1}},{\"info\":{\"conversationId\":\"b\xff\xfe\",\"startTimeL\":1}},{\"info\":{\"conversationId\":\"c\",\"startTimeL\":1,\"x\":\"\xe2\x82\"}}]}";
+        assert!(
+            parse_page(body).is_err(),
+            "serde_json refuses the whole page"
+        );
+        let repaired = OnceCell::new();
+        let page = parse_repairing(body, &repaired, parse_page).unwrap();
+        let fixed = repaired.get().unwrap();
+        assert_eq!(fixed.bytes().len(), body.len());
+        assert_eq!(page.records.len(), 3);
+        assert_eq!(fixed.damage(page.records[0]), None);
+        let second = fixed.damage(page.records[1]).unwrap();
+        assert!(
+            second.reason.contains("byte 0xFF at offset 28"),
+            "{}",
+            second.reason
+        );
+        assert!(
+            second.reason.contains("(2 bad bytes in it)"),
+            "{}",
+            second.reason
+        );
+        assert!(second.original.windows(2).any(|w| w == b"\xff\xfe"));
+        let third = fixed.damage(page.records[2]).unwrap();
+        assert!(third.reason.contains("byte 0xE2"), "{}", third.reason);
+        // A value that does not come from this body is never damaged.
+        let elsewhere = serde_json::value::RawValue::from_string("1".into()).unwrap();
+        assert_eq!(fixed.damage(&elsewhere), None);
+        // A body that is broken JSON as well stays an error.
+        let repaired = OnceCell::new();
+        assert!(parse_repairing(b"{\"a\":\"\xff", &repaired, parse_page).is_err());
+        // A body ending inside a multi-byte sequence.
+        let cut = RepairedBody::repair(b"\"ab\xe2\x82").unwrap();
+        assert_eq!(cut.bytes(), b"\"ab??");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Hostile input: the vendor's example records, mutated, through the pipeline's own path.
 //!
 //! Each case is a search page with a mutated record between two untouched ones (or a mutated
-//! page envelope), run the way `crates/cli/pipeline.rs` runs a page: `parse_page` (a page that
-//! does not parse is rejected whole), `decode_record` on every record (a record that does not
-//! decode is quarantined with its reason), every kept record into the tables, and a batch of
-//! every table. Engagement History (chat) pages go through `parse_chat_page`,
+//! page envelope), run the way `crates/cli/pipeline.rs` runs a page: `parse_page` through
+//! `parse_repairing` (a page that does not parse is rejected whole; one that fails only for
+//! invalid UTF-8 is parsed from its repaired text), `decode_record` on every record (a record
+//! that does not decode, or held invalid UTF-8, is quarantined with its reason), every kept
+//! record into the tables, and a batch of every table. Engagement History (chat) pages go through `parse_chat_page`,
 //! `decode_chat_record` and `ChatTables` the same way.
 //!
 //! Whatever the mutation, there must be no panic and no hang (inputs are bounded: at most a
@@ -22,11 +23,15 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::cell::OnceCell;
+
 use lpdrop_liveperson::page::{
-    decode_chat_record, decode_record, parse_chat_page, parse_envelope, parse_page,
+    RepairedBody, decode_chat_record, decode_record, parse_chat_page, parse_envelope, parse_page,
+    parse_repairing,
 };
 use lpdrop_tables::{ChatTables, Lineage, MessagingTables, TableBuffer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// A case taking longer than this (debug build) counts as a hang.
 const CASE_LIMIT: Duration = Duration::from_secs(10);
@@ -160,10 +165,27 @@ fn finish(buffers: &mut [TableBuffer]) -> usize {
     root.unwrap_or(0)
 }
 
+/// A record's outcome as the pipeline decides it: quarantined when it held invalid UTF-8,
+/// else as `decode` says.
+fn decode_checked<T>(
+    raw: &RawValue,
+    repaired: &OnceCell<RepairedBody>,
+    decode: impl Fn(&RawValue) -> Result<T, String>,
+) -> Result<T, String> {
+    match repaired.get().and_then(|r| r.damage(raw)) {
+        Some(damage) => {
+            assert_eq!(damage.original.len(), raw.get().len(), "same length");
+            Err(damage.reason)
+        }
+        None => decode(raw),
+    }
+}
+
 fn run_page(api: Api, body: &[u8]) -> Outcome {
+    let repaired = OnceCell::new();
     match api {
         Api::Messaging => {
-            let page = match parse_page(body) {
+            let page = match parse_repairing(body, &repaired, parse_page) {
                 Ok(p) => p,
                 Err(reason) => return Outcome::Rejected(reason),
             };
@@ -174,14 +196,14 @@ fn run_page(api: Api, body: &[u8]) -> Outcome {
             let results: Vec<Result<(), String>> = page
                 .records
                 .iter()
-                .map(|raw| decode_record(raw).map(|c| tables.append(&c)))
+                .map(|raw| decode_checked(raw, &repaired, decode_record).map(|c| tables.append(&c)))
                 .collect();
             let kept = results.iter().filter(|r| r.is_ok()).count();
             assert_eq!(finish(tables.buffers_mut()), kept, "conversations rows");
             Outcome::Parsed(results)
         }
         Api::Chat => {
-            let page = match parse_chat_page(body) {
+            let page = match parse_repairing(body, &repaired, parse_chat_page) {
                 Ok(p) => p,
                 Err(reason) => return Outcome::Rejected(reason),
             };
@@ -189,7 +211,9 @@ fn run_page(api: Api, body: &[u8]) -> Outcome {
             let results: Vec<Result<(), String>> = page
                 .records
                 .iter()
-                .map(|raw| decode_chat_record(raw).map(|c| tables.append(&c)))
+                .map(|raw| {
+                    decode_checked(raw, &repaired, decode_chat_record).map(|c| tables.append(&c))
+                })
                 .collect();
             let kept = results.iter().filter(|r| r.is_ok()).count();
             assert_eq!(finish(tables.buffers_mut()), kept, "chats rows");
@@ -885,17 +909,35 @@ fn hostile_values_have_the_documented_outcome() {
     // with the reason; nothing is written).
     rejected(at(&["info", "csatRate"], b"NaN"));
     rejected(at(&["info", "mcs"], b"Infinity"));
-    // Invalid UTF-8 inside one record also rejects the whole page: a record is borrowed from
-    // the page as a `&RawValue`, which must be valid UTF-8. The client's envelope check
-    // (`parse_envelope`) does not look inside records and accepts the page.
-    let bad_utf8 = at(&["info", "device"], b"\"\xff\"");
-    rejected(bad_utf8);
+    // Invalid UTF-8 inside one record quarantines that record only, even inside a field the
+    // decoder never reads, and the reason names the bad byte; the records beside it are kept.
+    // The client's envelope check (`parse_envelope`) accepts the page.
+    quarantined(
+        at(&["info", "device"], b"\"\xff\""),
+        "invalid UTF-8: byte 0xFF at offset",
+    );
+    quarantined(at(&["notAField"], b"\"a\xc0\xafb\""), "(2 bad bytes in it)");
+    quarantined(
+        at(&["info", "mcs"], b"\"\xe2\x82\""),
+        "invalid UTF-8: byte 0xE2",
+    );
     let mutated = splice(
         record,
         &[Step::Key("info".into()), Step::Key("device".into())],
         b"\"\xff\"",
     );
     assert!(parse_envelope(&Api::Messaging.page(&[&good, &mutated, &good])).is_ok());
+    // Invalid UTF-8 outside any record (in the envelope) is repaired too; the page is read.
+    let mut page = Api::Messaging.page(&[&good, &good]);
+    let at_start = page.iter().position(|&b| b == b'{').unwrap();
+    page.splice(
+        at_start + 1..at_start + 1,
+        b"\"x\":\"\xff\",".iter().copied(),
+    );
+    assert_eq!(
+        run_page(Api::Messaging, &page),
+        Outcome::Parsed(vec![Ok(()); 2])
+    );
     // A lone surrogate escape is valid JSON text but not a string: quarantined.
     quarantined(at(&["info", "device"], b"\"\\ud800\""), "info.device");
 }

@@ -147,11 +147,11 @@ fn malformed_conversations_are_quarantined_alone_with_the_field_named() {
                 expected_messages += c.message_records.len();
                 tables.append(&c);
             }
-            Err(reason) => quarantined.push(QuarantinedRecord {
+            Err(reason) => quarantined.push(QuarantinedRecord::new(
                 reason,
-                origin: format!("test page record {i}"),
-                record: raw.get().to_string(),
-            }),
+                format!("test page record {i}"),
+                raw.get().as_bytes().to_vec(),
+            )),
         }
     }
 
