@@ -668,3 +668,132 @@ fn convert_quarantines_records_with_invalid_utf8_and_keeps_the_rest_of_the_page(
     assert!(lines[1]["reason"].as_str().unwrap().contains("info.mcs"));
     assert!(lines[1].get("record_base64").is_none());
 }
+
+/// A column mapping adds columns by path to a root table, renames and drops columns: the
+/// files, the manifest, `verify` and every `lpdrop schema` format follow it, and a bad
+/// mapping is refused as bad usage.
+#[test]
+fn column_mapping_adds_renames_and_drops_columns_everywhere() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/column-mapping.toml");
+    let out_root = dir.path().join("out");
+    let out = run(lpdrop()
+        .arg("--column-mapping")
+        .arg(&mapping)
+        .args(["demo", "--per-day", "300", "--out"])
+        .arg(&out_root));
+    assert!(out.status.success());
+    let drop = &committed_drops(&out_root)[0];
+    let manifest = check_drop(&out_root, drop);
+    let summary = &manifest["column_mapping"];
+    assert_eq!(
+        summary["added"],
+        serde_json::json!([
+            "conversations.customer_status",
+            "conversations.first_message_text",
+            "conversations.bot_intents"
+        ])
+    );
+    assert_eq!(
+        summary["renamed"],
+        serde_json::json!(["conversations.mcs -> meaningful_connection_score"])
+    );
+    assert_eq!(summary["dropped"], serde_json::json!(["messages.device"]));
+    assert_eq!(
+        summary["sha256"].as_str().unwrap(),
+        sha256_hex(&mapping),
+        "the manifest names the mapping file by its hash"
+    );
+
+    // The parquet files: added columns before the lineage, filled where the records have the
+    // field; the renamed column under its new name; the dropped one gone.
+    let columns_and_values = |table: &str| -> (Vec<String>, Vec<usize>) {
+        let folder = drop.join("parquet").join(table);
+        let mut names = Vec::new();
+        let mut non_null = Vec::new();
+        for entry in fs::read_dir(&folder).unwrap() {
+            let reader =
+                SerializedFileReader::new(fs::File::open(entry.unwrap().path()).unwrap()).unwrap();
+            let schema = reader.metadata().file_metadata().schema_descr();
+            names = schema
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect();
+            non_null.resize(names.len(), 0);
+            for rg in reader.metadata().row_groups() {
+                for (i, c) in rg.columns().iter().enumerate() {
+                    let nulls = c.statistics().and_then(|s| s.null_count_opt()).unwrap();
+                    non_null[i] += (rg.num_rows() as u64 - nulls) as usize;
+                }
+            }
+        }
+        (names, non_null)
+    };
+    let (names, non_null) = columns_and_values("conversations");
+    let at = |n: &str| names.iter().position(|c| c == n);
+    let tail: Vec<&str> = names[names.len() - 6..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "customer_status",
+            "first_message_text",
+            "bot_intents",
+            "account_id",
+            "drop_id",
+            "extracted_at"
+        ]
+    );
+    for added in ["customer_status", "first_message_text", "bot_intents"] {
+        assert!(non_null[at(added).unwrap()] > 0, "{added} is never filled");
+    }
+    assert!(at("meaningful_connection_score").is_some() && at("mcs").is_none());
+    let (message_columns, _) = columns_and_values("messages");
+    assert!(!message_columns.iter().any(|c| c == "device"));
+    assert!(message_columns.iter().any(|c| c == "message_id"));
+
+    assert!(
+        run(lpdrop().arg("verify").arg(drop)).status.success(),
+        "verify accepts a mapped drop"
+    );
+
+    // Every schema format shows the mapped tables.
+    for format in ["json", "markdown", "athena", "spark", "duckdb"] {
+        let out = run(lpdrop()
+            .arg("--column-mapping")
+            .arg(&mapping)
+            .args(["schema", "--format", format]));
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        for name in [
+            "customer_status",
+            "bot_intents",
+            "meaningful_connection_score",
+        ] {
+            assert!(text.contains(name), "{format} lacks {name}");
+        }
+        let plain =
+            String::from_utf8(run(lpdrop().args(["schema", "--format", format])).stdout).unwrap();
+        assert!(!plain.contains("bot_intents"), "{format} without a mapping");
+    }
+
+    // A bad mapping: exit 2, naming the file and the problem, before any work.
+    let bad = dir.path().join("bad.toml");
+    fs::write(&bad, "[drop]\nconversations = [\"conversation_id\"]\n").unwrap();
+    let out = run(lpdrop()
+        .arg("--column-mapping")
+        .arg(&bad)
+        .args(["demo", "--out"])
+        .arg(dir.path().join("never")));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("key or lineage column"),
+        "{err}"
+    );
+    assert!(!dir.path().join("never").exists());
+}

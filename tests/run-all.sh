@@ -55,7 +55,7 @@ LPDROP_VENV="$venv" LPDROP_BIN="$PWD/target/debug/lpdrop" bash tests/check-deplo
 echo "== SQS loader end to end (moto, the real binary, DuckDB)"
 LPDROP_BIN="$PWD/target/debug/lpdrop" "$venv/bin/python" -m pytest -q tests/loader
 
-echo "== readers on fresh drops: the demo (messaging), and chat and dimension syncs"
+echo "== readers on fresh drops: the demo (messaging), chat and dimension syncs, and a demo with a column mapping"
 scratch=$(mktemp -d)
 emulator_pid=""
 cleanup() {
@@ -66,6 +66,11 @@ trap cleanup EXIT
 lpdrop="$PWD/target/debug/lpdrop"
 cargo build --locked --quiet --bin lpdrop
 "$lpdrop" demo --out "$scratch/demo"
+# The example column mapping: added, renamed and dropped columns, checked against the
+# definitions `lpdrop schema` prints for the same mapping.
+mapping=examples/column-mapping.toml
+"$lpdrop" --column-mapping "$mapping" demo --per-day 500 --out "$scratch/mapped"
+"$lpdrop" --column-mapping "$mapping" schema --format json >"$scratch/mapped-schemas.json"
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$lpdrop" emulator --port "$port" >"$scratch/emulator.log" 2>&1 &
 emulator_pid=$!
@@ -79,9 +84,10 @@ for source in chat dimensions; do
     "$lpdrop" sync --source "$source" --from 2026-10-01 --to 2026-10-02 --out "$scratch/$source"
 done
 drops=()
-for out in demo chat dimensions; do
+for out in demo chat dimensions mapped; do
   marker=$(find "$scratch/$out" -name upload.complete)
   [ "$(echo "$marker" | wc -l)" -eq 1 ] || { echo "expected exactly one committed drop in $out"; exit 1; }
   drops+=("$(dirname "$marker")")
 done
-SPARK_LOCAL_IP=127.0.0.1 "$venv/bin/python" tests/readers/check_drop.py "${drops[@]}"
+SPARK_LOCAL_IP=127.0.0.1 "$venv/bin/python" tests/readers/check_drop.py "${drops[@]}" \
+  --mapped-schemas="$scratch/mapped-schemas.json"

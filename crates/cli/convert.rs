@@ -34,6 +34,8 @@ pub struct ConvertRequest {
     pub account_id: Option<String>,
     /// Keep only conversations that started in this window.
     pub window: Option<Window>,
+    /// Columns added, renamed or dropped (`--column-mapping`).
+    pub column_mapping: Option<std::sync::Arc<lpdrop_tables::ColumnMapping>>,
 }
 
 /// The `.json` files of the input folder, in name order (saved pages sort in paging order).
@@ -128,6 +130,7 @@ const DECODED_AHEAD: usize = 2;
 fn decode_in_order(
     pages: PageSource,
     threads: usize,
+    mapping: Option<&lpdrop_tables::ColumnMapping>,
     mut take: impl FnMut(DecodedPage) -> Result<()>,
 ) -> Result<()> {
     let threads = threads.max(1);
@@ -139,8 +142,9 @@ fn decode_in_order(
             let (page_tx, page_rx) = mpsc::sync_channel::<Result<DecodedPage>>(DECODED_AHEAD);
             scope.spawn(move || {
                 for raw in raw_rx {
-                    let page =
-                        raw.and_then(|(origin, bytes)| decode_messaging_page(&bytes, &origin));
+                    let page = raw.and_then(|(origin, bytes)| {
+                        decode_messaging_page(&bytes, &origin, mapping)
+                    });
                     let failed = page.is_err();
                     // The receiver is gone when the caller stopped at an error.
                     if page_tx.send(page).is_err() || failed {
@@ -222,6 +226,7 @@ async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
     };
     let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, WriterOptions::default());
     let window = req.window;
+    let column_mapping = req.column_mapping;
     // A bar on a terminal only (files done of the total, when the input is a folder).
     let progress = CountProgress::new("pages", total.unwrap_or(0) as u64);
 
@@ -229,9 +234,10 @@ async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
     // and encodes parquet. Bounded channels keep memory flat.
     let work = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut converter =
-            Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging);
+            Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging)
+                .with_column_mapping(column_mapping.clone())?;
         let mut done = 0u64;
-        decode_in_order(pages, threads, |page| {
+        decode_in_order(pages, threads, column_mapping.as_deref(), |page| {
             converter.decoded_page(page, window)?;
             done += 1;
             let s = &converter.stats;
@@ -307,7 +313,7 @@ mod tests {
         assert_eq!(files.len(), 10);
         for threads in [1, 2, 3, 4, 16] {
             let mut seen = Vec::new();
-            decode_in_order(source(dir.path()), threads, |page| {
+            decode_in_order(source(dir.path()), threads, None, |page| {
                 seen.push(page.origin().to_string());
                 Ok(())
             })
@@ -324,7 +330,7 @@ mod tests {
         std::fs::write(&files[3], b"{not json").unwrap();
         for threads in [1, 2, 3] {
             let mut seen = 0;
-            let err = decode_in_order(source(dir.path()), threads, |_| {
+            let err = decode_in_order(source(dir.path()), threads, None, |_| {
                 seen += 1;
                 Ok(())
             })
@@ -338,7 +344,7 @@ mod tests {
     fn a_failing_consumer_stops_the_decoding_threads() {
         let dir = tempfile::tempdir().unwrap();
         pages(dir.path(), 200);
-        let err = decode_in_order(source(dir.path()), 2, |page| {
+        let err = decode_in_order(source(dir.path()), 2, None, |page| {
             anyhow::ensure!(!page.origin().ends_with("00004.json"), "enough");
             Ok(())
         })
@@ -362,7 +368,7 @@ mod tests {
         let (source, total) = open_pages(&jsonl).unwrap();
         assert_eq!(total, None);
         let mut seen = Vec::new();
-        decode_in_order(source, 3, |page| {
+        decode_in_order(source, 3, None, |page| {
             seen.push(page.origin().to_string());
             Ok(())
         })
@@ -382,6 +388,7 @@ mod tests {
             s3: S3Args::default(),
             account_id: None,
             window: None,
+            column_mapping: None,
         };
         convert_on(req, threads).await.unwrap()
     }

@@ -18,6 +18,7 @@ mod worker;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -25,6 +26,7 @@ use lpdrop_emulator::{Emulator, EmulatorConfig};
 use lpdrop_liveperson::client::DEFAULT_DOMAIN;
 use lpdrop_liveperson::oauth1::ApiKey;
 use lpdrop_liveperson::{ClientConfig, SearchFilters, Window};
+use lpdrop_tables::ColumnMapping;
 
 use crate::dest::{Destination, S3Args, open_store};
 use crate::sync::{DEFAULT_SUB_WINDOW_MS, SyncRequest, print_summary, run_sync};
@@ -67,6 +69,16 @@ struct Cli {
         value_name = "URL"
     )]
     queue: String,
+    /// A TOML file of columns to add to root tables (by path, from SDE or contextData
+    /// fields), rename or drop; used by demo, sync, convert, worker and schema. See the
+    /// README, "Custom columns". Example: --column-mapping examples/column-mapping.toml
+    #[arg(
+        long,
+        global = true,
+        env = "LPDROP_COLUMN_MAPPING",
+        value_name = "FILE"
+    )]
+    column_mapping: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -471,6 +483,15 @@ fn main() -> ExitCode {
     };
     let cli = Cli::parse_from(args);
     logging::init(cli.log_format, cli.quiet, cli.verbose);
+    // A bad mapping is bad usage: refused before anything runs.
+    let mapping = match cli.column_mapping.as_deref().map(ColumnMapping::load) {
+        None => None,
+        Some(Ok(mapping)) => Some(mapping),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     crate::progress::set_quiet(cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -482,7 +503,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli, &applied, &known)) {
+    match runtime.block_on(run(cli, &applied, &known, mapping)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -491,7 +512,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()> {
+async fn run(
+    cli: Cli,
+    applied: &config::Applied,
+    known: &[String],
+    mapping: Option<Arc<ColumnMapping>>,
+) -> Result<()> {
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check(args),
@@ -501,9 +527,9 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()
             Ok(())
         }
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
-        Command::Worker(args) => worker::run(&cli.queue, *args).await,
+        Command::Worker(args) => worker::run(&cli.queue, *args, mapping).await,
         Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
-        Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3).await,
+        Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3, mapping).await,
         Command::Verify { drop, s3 } => verify(&drop, &s3).await,
         Command::Gc {
             prefix,
@@ -535,6 +561,7 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()
                 drop: None,
                 job: None,
                 fence: None,
+                column_mapping: mapping,
             })
             .await?;
             print_summary(&report);
@@ -597,13 +624,14 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String]) -> Result<()
                 s3,
                 account_id,
                 window,
+                column_mapping: mapping,
             })
             .await?;
             print_summary(&report);
             Ok(())
         }
         Command::Schema { format } => {
-            print!("{}", schema_cmd::render(format));
+            print!("{}", schema_cmd::render(format, mapping.as_deref()));
             Ok(())
         }
     }
@@ -655,7 +683,12 @@ async fn serve_emulator(port: u16, config: EmulatorConfig) -> Result<()> {
     Ok(())
 }
 
-async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
+async fn demo(
+    out: &str,
+    per_day: u32,
+    s3: S3Args,
+    column_mapping: Option<Arc<ColumnMapping>>,
+) -> Result<()> {
     let dest = Destination::parse(out)?;
     let config = EmulatorConfig {
         per_day,
@@ -686,6 +719,7 @@ async fn demo(out: &str, per_day: u32, s3: S3Args) -> Result<()> {
         drop: None,
         job: None,
         fence: None,
+        column_mapping,
     })
     .await;
     emulator.shutdown().await;

@@ -4,9 +4,10 @@
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result};
+use arrow::record_batch::RecordBatch;
 use lpdrop_drop::writer::MemoryStats;
 use lpdrop_drop::{CommittedDrop, DropError, DropInfo, DropWriter};
 use lpdrop_liveperson::page::{
@@ -14,8 +15,10 @@ use lpdrop_liveperson::page::{
     parse_chat_page, parse_entity_list, parse_page, parse_repairing,
 };
 use lpdrop_liveperson::{AccountEntity, Conversation, Window};
+use lpdrop_tables::mapping::{AddedColumns, AddedValues, TableMapping};
 use lpdrop_tables::{
-    ChatTables, DimensionTables, Lineage, MessagingTables, QuarantinedRecord, Source, TableBuffer,
+    ChatTables, ColumnMapping, DimensionTables, Lineage, MessagingTables, QuarantinedRecord,
+    Source, TableBuffer,
 };
 use serde_json::value::RawValue;
 
@@ -34,7 +37,8 @@ const BUFFERS_BYTES: usize = 32 << 20;
 pub struct DecodedPage {
     origin: String,
     input_bytes: u64,
-    records: Vec<Result<Conversation, Unreadable>>,
+    /// Each record with the values of the columns a column mapping adds to `conversations`.
+    records: Vec<Result<(Conversation, AddedValues), Unreadable>>,
 }
 
 #[cfg(test)]
@@ -71,21 +75,50 @@ fn decode_or_quarantine<T>(
 }
 
 /// Parses and decodes one search page; `origin` names the page in errors and quarantine.
-pub fn decode_messaging_page(body: &[u8], origin: &str) -> Result<DecodedPage> {
+/// With a column mapping that adds columns to `conversations`, their values are read here
+/// too, on the decoding thread.
+pub fn decode_messaging_page(
+    body: &[u8],
+    origin: &str,
+    mapping: Option<&ColumnMapping>,
+) -> Result<DecodedPage> {
     let repaired = OnceCell::new();
     let parsed = parse_repairing(body, &repaired, parse_page)
         .map_err(anyhow::Error::msg)
         .with_context(|| origin.to_string())?;
+    let adds = added_by(mapping, CONVERSATIONS);
     let records = parsed
         .records
         .iter()
-        .map(|raw| decode_or_quarantine(raw, &repaired, decode_record))
+        .map(|raw| {
+            decode_or_quarantine(raw, &repaired, decode_record)
+                .map(|c| (c, adds.map(|m| m.values(raw)).unwrap_or_default()))
+        })
         .collect();
     Ok(DecodedPage {
         origin: origin.to_string(),
         input_bytes: body.len() as u64,
         records,
     })
+}
+
+/// The root tables, whose rows are whole records: the tables a column mapping adds to.
+const CONVERSATIONS: &str = "conversations";
+const CHATS: &str = "chats";
+
+fn entity_table(entity: AccountEntity) -> &'static str {
+    match entity {
+        AccountEntity::Users => "agents",
+        AccountEntity::Skills => "skills",
+        AccountEntity::AgentGroups => "agent_groups",
+    }
+}
+
+/// The mapping of `table`, when the column mapping adds columns to it.
+fn added_by<'a>(mapping: Option<&'a ColumnMapping>, table: &str) -> Option<&'a TableMapping> {
+    mapping
+        .and_then(|m| m.table(table))
+        .filter(|t| t.adds_columns())
 }
 
 /// Counts of what went through the pipeline.
@@ -220,6 +253,9 @@ impl Output {
 pub struct Converter {
     writer: Output,
     tables: Tables,
+    /// The column mapping, and the added columns of the root rows buffered in `tables`.
+    mapping: Option<Arc<ColumnMapping>>,
+    added: Vec<(&'static str, AddedColumns)>,
     lineage: Lineage,
     dedup: Dedup,
     /// Earliest and latest start time kept, for a manifest window when none was given.
@@ -266,12 +302,45 @@ impl Converter {
         Converter {
             writer: Output::Inline(writer),
             tables: Tables::of(source),
+            mapping: None,
+            added: Vec::new(),
             lineage,
             dedup,
             start_range: None,
             open_conversation_ids: Vec::new(),
             stats: ConvertStats::default(),
         }
+    }
+
+    /// Applies a column mapping to the drop: its tables are written as mapped, and the
+    /// manifest records the mapping. Call before the first page.
+    pub fn with_column_mapping(mut self, mapping: Option<Arc<ColumnMapping>>) -> Result<Self> {
+        let Some(mapping) = mapping else {
+            return Ok(self);
+        };
+        let defs: Vec<_> = self.tables.buffers_mut().iter().map(|b| b.def()).collect();
+        self.added = defs
+            .iter()
+            .filter_map(|d| added_by(Some(&mapping), d.name).map(|m| (d.name, m.builder())))
+            .collect();
+        let (mapped, summary) = (mapping.apply_to(&defs), mapping.summary().clone());
+        self.writer
+            .send(Box::new(move |w| w.map_tables(&mapped, summary)))?;
+        self.mapping = Some(mapping);
+        Ok(self)
+    }
+
+    /// Buffers the added values of a root row just appended to `table`.
+    fn push_added(&mut self, table: &str, values: &AddedValues) {
+        if let Some((_, columns)) = self.added.iter_mut().find(|(t, _)| *t == table) {
+            columns.push(values);
+        }
+    }
+
+    /// The added values of `raw`, a record of root table `table`.
+    fn added_values(&self, table: &str, raw: &RawValue) -> AddedValues {
+        added_by(self.mapping.as_deref(), table)
+            .map_or_else(AddedValues::default, |m| m.values(raw))
     }
 
     /// True the first time a conversation id is seen (in its window, for sync).
@@ -316,7 +385,7 @@ impl Converter {
     }
 
     fn messaging_page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
-        let page = decode_messaging_page(body, origin)?;
+        let page = decode_messaging_page(body, origin, self.mapping.as_deref())?;
         self.decoded_page(page, window)
     }
 
@@ -333,8 +402,8 @@ impl Converter {
         self.stats.input_bytes += input_bytes;
         for (i, decoded) in records.into_iter().enumerate() {
             self.stats.records += 1;
-            let conversation = match decoded {
-                Ok(c) => c,
+            let (conversation, added) = match decoded {
+                Ok(decoded) => decoded,
                 Err(unreadable) => {
                     self.quarantine(unreadable, format!("{origin} record {i}"))?;
                     continue;
@@ -367,6 +436,7 @@ impl Converter {
             if let Tables::Messaging(tables) = &mut self.tables {
                 tables.append(&conversation);
             }
+            self.push_added(CONVERSATIONS, &added);
             self.stats.conversations += 1;
         }
         self.flush(false)
@@ -413,6 +483,8 @@ impl Converter {
             if let Tables::Chat(tables) = &mut self.tables {
                 tables.append(&chat);
             }
+            let added = self.added_values(CHATS, raw);
+            self.push_added(CHATS, &added);
             self.stats.conversations += 1;
         }
         self.flush(false)
@@ -446,7 +518,12 @@ impl Converter {
                 }
             };
             match appended {
-                Ok(()) => self.stats.entities += 1,
+                Ok(()) => {
+                    let table = entity_table(entity);
+                    let added = self.added_values(table, raw);
+                    self.push_added(table, &added);
+                    self.stats.entities += 1;
+                }
                 Err(unreadable) => self.quarantine(unreadable, format!("{origin} entity {i}"))?,
             }
         }
@@ -462,6 +539,7 @@ impl Converter {
             let full = buffer.rows() >= BATCH_ROWS || buffer.approx_bytes() >= BATCH_BYTES;
             if buffer.rows() > 0 && (all || full) {
                 let (table, batch) = (buffer.def().name, buffer.finish_batch(&self.lineage));
+                let batch = mapped_batch(self.mapping.as_deref(), &mut self.added, table, batch);
                 self.writer
                     .send(Box::new(move |w| w.write_batch(table, &batch)))?;
             } else {
@@ -478,6 +556,7 @@ impl Converter {
             };
             held -= largest.approx_bytes();
             let (table, batch) = (largest.def().name, largest.finish_batch(&self.lineage));
+            let batch = mapped_batch(self.mapping.as_deref(), &mut self.added, table, batch);
             self.writer
                 .send(Box::new(move |w| w.write_batch(table, &batch)))?;
         }
@@ -507,6 +586,31 @@ impl Converter {
             writer_memory,
         })
     }
+}
+
+/// A batch of a built-in table as the column mapping maps it (unchanged without one), with
+/// the added columns buffered for its rows.
+fn mapped_batch(
+    mapping: Option<&ColumnMapping>,
+    added: &mut [(&'static str, AddedColumns)],
+    table: &str,
+    batch: RecordBatch,
+) -> RecordBatch {
+    let Some(table_mapping) = mapping.and_then(|m| m.table(table)) else {
+        return batch;
+    };
+    let arrays = match added.iter_mut().find(|(t, _)| *t == table) {
+        Some((_, columns)) => {
+            assert_eq!(
+                columns.rows(),
+                batch.num_rows(),
+                "{table}: one added row per row"
+            );
+            columns.finish()
+        }
+        None => Vec::new(),
+    };
+    table_mapping.apply(&batch, arrays)
 }
 
 /// A committed drop and what went into it.

@@ -95,6 +95,7 @@ struct Settings {
     once: bool,
     lp: LpKeys,
     s3: S3Args,
+    column_mapping: Option<Arc<lpdrop_tables::ColumnMapping>>,
 }
 
 /// What this worker did, for the summary.
@@ -133,7 +134,11 @@ fn std_duration(s: &str, what: &str) -> Result<Duration> {
     Ok(Duration::from_millis(parse_duration_ms(s, what)? as u64))
 }
 
-pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
+pub async fn run(
+    queue_url: &str,
+    args: WorkerArgs,
+    column_mapping: Option<Arc<lpdrop_tables::ColumnMapping>>,
+) -> Result<()> {
     // Signals first: from here on SIGTERM no longer kills the process outright.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (hand_back_tx, hand_back_rx) = watch::channel(false);
@@ -179,6 +184,7 @@ pub async fn run(queue_url: &str, args: WorkerArgs) -> Result<()> {
         once: args.once,
         lp: (*args.lp).clone(),
         s3: args.s3.clone(),
+        column_mapping,
     });
     // Bad API settings would fail every job: refuse them before taking any.
     settings
@@ -778,6 +784,7 @@ async fn execute(
                 Err("this worker no longer holds the job's lease".to_string())
             }
         })),
+        column_mapping: settings.column_mapping.clone(),
     })
     .await
     .map_err(JobError::Retryable)?;

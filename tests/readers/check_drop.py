@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Open a committed lpdrop drop with real readers (DuckDB, pyarrow, pyspark) and check it.
 
-Usage: check_drop.py DROP_DIR [DROP_DIR ...] [--no-spark]
+Usage: check_drop.py DROP_DIR [DROP_DIR ...] [--no-spark] [--mapped-schemas=FILE]
 
 Drops of every source are understood (messaging, chat, dimensions: manifest source.api).
 For every table in manifest.json, each reader must:
   - read the table's folder and count exactly the manifest's rows;
-  - see every timestamp column as a UTC timestamp (not a string, not an integer);
+  - see exactly the declared columns, in order, and every timestamp column as a UTC
+    timestamp (not a string, not an integer);
 and every child row's key must exist in its parent table (messages.conversation_id in
 conversations, chat_lines.engagement_id in chats, agent_skills.agent_id in agents, ...), and
 searched records must start inside the drop's window. Exits non-zero with a message on the
 first failure.
+
+The declared columns are those of schemas/ (the contract), or, for a drop written with a
+column mapping (manifest `column_mapping`), those of --mapped-schemas=FILE: the output of
+`lpdrop --column-mapping MAPPING schema --format json`.
 """
 
 import json
@@ -61,12 +66,27 @@ def table_dir(drop, name):
     return os.path.join(drop, "parquet", name)
 
 
-def timestamp_columns(drop, name):
-    """Columns the schema file declares as timestamps (schemas/ is the contract)."""
+MAPPED_SCHEMAS = None  # table name -> definition, from --mapped-schemas
+
+
+def declared(drop, name):
+    """The table's definition: schemas/ (the contract), or the mapped one for a mapped drop."""
+    if load(drop).get("column_mapping"):
+        if MAPPED_SCHEMAS is None:
+            fail(f"{drop} was written with a column mapping: pass --mapped-schemas=FILE")
+        return MAPPED_SCHEMAS[name]
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "..", "schemas", f"{name}.json")) as f:
-        schema = json.load(f)
-    return [c["name"] for c in schema["columns"] if c["type"] == "timestamp_ms_utc"]
+        return json.load(f)
+
+
+def declared_columns(drop, name):
+    return [c["name"] for c in declared(drop, name)["columns"]]
+
+
+def timestamp_columns(drop, name):
+    """Columns the definition declares as timestamps."""
+    return [c["name"] for c in declared(drop, name)["columns"] if c["type"] == "timestamp_ms_utc"]
 
 
 def check_duckdb(drop, manifest):
@@ -82,7 +102,10 @@ def check_duckdb(drop, manifest):
         rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
         if rows != table["rows"]:
             fail(f"duckdb: {name} has {rows} rows, manifest says {table['rows']}")
-        types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall())
+        described = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall()
+        if [c for c, _ in described] != declared_columns(drop, name):
+            fail(f"duckdb: {name} has columns {[c for c, _ in described]}, declared {declared_columns(drop, name)}")
+        types = dict(described)
         for col in timestamp_columns(drop, name):
             if types.get(col) != "TIMESTAMP WITH TIME ZONE":
                 fail(f"duckdb: {name}.{col} reads as {types.get(col)}, not TIMESTAMP WITH TIME ZONE")
@@ -162,6 +185,11 @@ def check_spark(spark, drop, manifest):
 
 
 def main():
+    global MAPPED_SCHEMAS
+    for a in sys.argv[1:]:
+        if a.startswith("--mapped-schemas="):
+            with open(a.split("=", 1)[1]) as f:
+                MAPPED_SCHEMAS = {t["table"]: t for t in json.load(f)}
     drops = [a for a in sys.argv[1:] if not a.startswith("--")]
     if not drops:
         fail(__doc__)

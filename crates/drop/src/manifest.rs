@@ -21,6 +21,10 @@ pub struct Manifest {
     pub tables: Vec<TableEntry>,
     pub totals: Totals,
     pub quarantine: QuarantineEntry,
+    /// The column mapping the tables were written with (`--column-mapping`): columns added,
+    /// renamed and dropped against the built-in schema files. Absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_mapping: Option<lpdrop_tables::MappingSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use lpdrop_tables::{QuarantinedRecord, SCHEMA_VERSION, TableDef};
+use lpdrop_tables::{MappingSummary, QuarantinedRecord, SCHEMA_VERSION, TableDef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowWriterOptions, PageKey, PageStore, PageStoreArgs, PageStoreFactory,
@@ -540,6 +540,7 @@ pub struct DropWriter {
     quarantine: Option<(String, PathBuf, HashingWriter<BufWriter<File>>)>,
     quarantined: u64,
     memory: MemoryStats,
+    column_mapping: Option<MappingSummary>,
 }
 
 impl DropWriter {
@@ -567,7 +568,38 @@ impl DropWriter {
             quarantine: None,
             quarantined: 0,
             memory: MemoryStats::default(),
+            column_mapping: None,
         }
+    }
+
+    /// Writes `tables` (the drop's tables as a column mapping maps them, same names, same
+    /// order) instead of the built-in ones, and records the mapping in the manifest. Only
+    /// before the first batch.
+    pub fn map_tables(
+        &mut self,
+        tables: &[&'static TableDef],
+        summary: MappingSummary,
+    ) -> Result<(), DropError> {
+        let same_names = tables.len() == self.tables.len()
+            && tables
+                .iter()
+                .zip(&self.tables)
+                .all(|(t, w)| t.name == w.def.name);
+        assert!(
+            same_names,
+            "a column mapping keeps the drop's tables and their order"
+        );
+        assert!(
+            self.tables
+                .iter()
+                .all(|t| t.open.is_none() && t.done.is_empty()),
+            "a column mapping is applied before the first batch"
+        );
+        for (writer, def) in self.tables.iter_mut().zip(tables) {
+            writer.def = def;
+        }
+        self.column_mapping = Some(summary);
+        Ok(())
     }
 
     pub fn layout(&self) -> &DropLayout {
@@ -695,6 +727,7 @@ impl DropWriter {
             quarantine,
             quarantined,
             memory: _,
+            column_mapping,
         } = self;
         let mut entries = Vec::with_capacity(tables.len());
         for table in tables {
@@ -755,6 +788,7 @@ impl DropWriter {
                 records: quarantined,
                 file: quarantine_file,
             },
+            column_mapping,
         };
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         let manifest_key = layout.manifest_key();

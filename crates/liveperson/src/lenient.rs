@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// Strings LivePerson uses for "no value".
-fn is_placeholder(s: &str) -> bool {
+pub fn is_placeholder(s: &str) -> bool {
     matches!(s, "undefined" | "null" | "NULL" | "Undefined")
 }
 

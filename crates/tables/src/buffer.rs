@@ -18,7 +18,7 @@ pub struct Lineage {
     pub extracted_at_ms: i64,
 }
 
-enum ColumnBuilder {
+pub(crate) enum ColumnBuilder {
     Utf8(StringBuilder),
     Int64(Int64Builder),
     Float64(Float64Builder),
@@ -27,7 +27,7 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(ty: ColumnType) -> Self {
+    pub(crate) fn new(ty: ColumnType) -> Self {
         match ty {
             ColumnType::Utf8 => ColumnBuilder::Utf8(StringBuilder::new()),
             ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
@@ -39,7 +39,30 @@ impl ColumnBuilder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    /// Appends a value already converted to the column's type ([`crate::mapping`]); `None`,
+    /// or a value of another type, is NULL.
+    pub(crate) fn append_json(&mut self, ty: ColumnType, v: Option<&serde_json::Value>) {
+        debug_assert_eq!(ColumnBuilder::new(ty).type_name(), self.type_name());
+        match self {
+            ColumnBuilder::Utf8(b) => b.append_option(v.and_then(|v| v.as_str())),
+            ColumnBuilder::Int64(b) => b.append_option(v.and_then(|v| v.as_i64())),
+            ColumnBuilder::Float64(b) => b.append_option(v.and_then(|v| v.as_f64())),
+            ColumnBuilder::Boolean(b) => b.append_option(v.and_then(|v| v.as_bool())),
+            ColumnBuilder::TimestampMs(b) => b.append_option(v.and_then(|v| v.as_i64())),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            ColumnBuilder::Utf8(_) => "utf8",
+            ColumnBuilder::Int64(_) => "int64",
+            ColumnBuilder::Float64(_) => "float64",
+            ColumnBuilder::Boolean(_) => "boolean",
+            ColumnBuilder::TimestampMs(_) => "timestamp",
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> ArrayRef {
         match self {
             ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
             ColumnBuilder::Int64(b) => Arc::new(b.finish()),

@@ -9,6 +9,7 @@
 //! - [`dimensions`]: agents, skills and agent groups, and [`DimensionTables`].
 //! - [`buffer`]: typed row buffers turned into `RecordBatch`es with lineage columns.
 //! - [`quarantine`]: records that could not be read, kept whole with the reason.
+//! - [`mapping`]: a user's column mapping: columns added by path, renamed or dropped.
 //!
 //! A drop holds the tables of one source: [`MESSAGING_TABLES`], [`CHAT_TABLES`] or
 //! [`DIMENSION_TABLES`]; [`all_tables`] is every table of every source.
@@ -31,6 +32,7 @@ mod macros;
 pub mod buffer;
 pub mod chat;
 pub mod dimensions;
+pub mod mapping;
 pub mod messaging;
 pub mod quarantine;
 pub mod richtext;
@@ -42,6 +44,7 @@ use std::sync::LazyLock;
 pub use buffer::{Lineage, RowWriter, TableBuffer};
 pub use chat::{CHAT_TABLES, ChatTables};
 pub use dimensions::{DIMENSION_TABLES, DimensionTables};
+pub use mapping::{ColumnMapping, MappingSummary};
 pub use messaging::{MESSAGING_TABLES, MessagingTables};
 pub use quarantine::QuarantinedRecord;
 pub use schema::{Column, ColumnType, LINEAGE, SCHEMA_VERSION, Source, TableDef};
