@@ -147,5 +147,14 @@ fn retries_running_out_fail_clearly_and_commit_nothing() {
         "names the attempts and the last error: {stderr}"
     );
     assert!(stderr.contains("MI search"), "names the request: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("gave up after"))
+        .unwrap();
+    assert_eq!(
+        line.matches("MI search").count(),
+        1,
+        "names the request once: {line}"
+    );
     assert!(committed(dir.path()).is_empty());
 }

@@ -3,48 +3,13 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use lpdrop_testkit::cli::{clean_command, committed_drops, run};
 use sha2::{Digest, Sha256};
 
 fn lpdrop() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lpdrop"));
-    // Nothing from the developer's shell leaks into a test.
-    for var in [
-        "LP_ACCOUNT_ID",
-        "LP_DOMAIN",
-        "LP_APP_KEY",
-        "LP_APP_SECRET",
-        "LP_ACCESS_TOKEN",
-        "LP_ACCESS_TOKEN_SECRET",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("lpdrop runs");
-    eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// Every committed drop (folder holding `upload.complete`) under `root`.
-fn committed_drops(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().unwrap() == "upload.complete" {
-                found.push(dir.clone());
-            }
-        }
-    }
-    found
+    clean_command(env!("CARGO_BIN_EXE_lpdrop"))
 }
 
 fn files_under(dir: &Path) -> BTreeSet<PathBuf> {

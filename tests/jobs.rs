@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use lpdrop_testkit::cli::{Spawned, clean_command, committed_drops, output_text, run};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::RowAccessor;
@@ -16,40 +16,7 @@ use parquet::record::RowAccessor;
 const PER_DAY: u32 = 2000;
 
 fn lpdrop() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lpdrop"));
-    for var in [
-        "LP_ACCOUNT_ID",
-        "LP_DOMAIN",
-        "LP_APP_KEY",
-        "LP_APP_SECRET",
-        "LP_ACCESS_TOKEN",
-        "LP_ACCESS_TOKEN_SECRET",
-        "LPDROP_QUEUE",
-        "LPDROP_OUT",
-        "LPDROP_LEASE",
-        "LPDROP_POLL",
-        "LPDROP_RETRY_BACKOFF",
-        "LPDROP_WORKER_ID",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("lpdrop runs");
-    eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// Stdout and stderr (the logs) together.
-fn output_text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    clean_command(env!("CARGO_BIN_EXE_lpdrop"))
 }
 
 fn stdout(out: &Output) -> String {
@@ -92,27 +59,6 @@ fn jobs_json(queue: &str) -> Vec<serde_json::Value> {
     let out = run(lpdrop().args(["--queue", queue, "jobs", "list", "--json"]));
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Every committed drop (folder holding `upload.complete`) under `root`.
-fn committed_drops(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().unwrap() == "upload.complete" {
-                found.push(dir.clone());
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// Every file under `root`.
@@ -641,83 +587,6 @@ fn schedule_enqueues_due_windows_once_and_keeps_a_watermark() {
     assert!(jobs.iter().all(|j| j["state"] == "queued"));
 }
 
-/// A child process whose stdout and stderr (logs) lines are collected as they come.
-struct Spawned {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Spawned {
-    fn new(mut cmd: Command) -> Spawned {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lpdrop starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [stdout, stderr] {
-            let sink = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("[worker] {line}");
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
-        Spawned { child, lines }
-    }
-
-    fn saw(&self, needle: &str) -> bool {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(needle))
-    }
-
-    fn wait_for(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.saw(needle) {
-            assert!(Instant::now() < deadline, "no {needle:?} in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    fn wait(mut self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100)); // the reader drains the pipe
-                let lines = self.lines.lock().unwrap().clone();
-                return (status, lines);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the process did not exit in time");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A small deterministic generator (xorshift), seeded from the clock and printed, so that a
 /// failing run can be replayed with LPDROP_TEST_SEED.
 struct Rng(u64);
@@ -802,9 +671,8 @@ fn crash_suite(queue: &str, c: Crash) {
             break;
         }
         let victim = rng.below(workers.len() as u64) as usize;
-        let mut dead = workers.remove(victim);
-        dead.child.kill().unwrap(); // SIGKILL: no clean-up of any kind
-        dead.child.wait().unwrap();
+        let dead = workers.remove(victim);
+        dead.kill(); // SIGKILL: no clean-up of any kind
         kills += 1;
         eprintln!("killed worker {victim} (kill {kills})");
         workers.push(worker());
@@ -921,7 +789,7 @@ fn sigterm_lets_a_running_job_finish_or_hands_it_back() {
     // Finish: a generous grace lets the running job complete; the other job is not started.
     let mut cmd = with_queue(&queue, emulator.url());
     cmd.args(["worker", "--lease", "5s"]);
-    let w = Spawned::new(cmd);
+    let mut w = Spawned::new(cmd);
     w.wait_for("job 1 attempt 1", Duration::from_secs(60));
     w.signal("TERM");
     let (status, lines) = w.wait(Duration::from_secs(60));
@@ -934,7 +802,7 @@ fn sigterm_lets_a_running_job_finish_or_hands_it_back() {
     // writes the same drop it had recorded.
     let mut cmd = with_queue(&queue, emulator.url());
     cmd.args(["worker", "--lease", "2s", "--shutdown-grace", "0s"]);
-    let w = Spawned::new(cmd);
+    let mut w = Spawned::new(cmd);
     w.wait_for("job 2 attempt 1", Duration::from_secs(60));
     w.signal("TERM");
     let (status, lines) = w.wait(Duration::from_secs(60));
@@ -1028,7 +896,7 @@ fn a_job_cancelled_while_running_stops_and_a_retry_reuses_its_drop() {
     );
     let mut cmd = with_queue(&queue, emulator.url());
     cmd.args(["worker", "--once", "--lease", "3s"]);
-    let w = Spawned::new(cmd);
+    let mut w = Spawned::new(cmd);
     w.wait_for("job 1 attempt 1", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(300));
     let cancel = run(lpdrop().args(["--queue", &queue, "jobs", "cancel", "1"]));

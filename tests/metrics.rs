@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use lpdrop_testkit::cli::{Spawned, clean_command, committed_drops, run};
 
 const PER_DAY: u32 = 2000;
 const JOBS: u64 = 4;
@@ -20,33 +21,7 @@ const JOBS: u64 = 4;
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn lpdrop() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lpdrop"));
-    for var in [
-        "LP_ACCOUNT_ID",
-        "LP_DOMAIN",
-        "LP_APP_KEY",
-        "LP_APP_SECRET",
-        "LP_ACCESS_TOKEN",
-        "LP_ACCESS_TOKEN_SECRET",
-        "LPDROP_QUEUE",
-        "LPDROP_OUT",
-        "LPDROP_LEASE",
-        "LPDROP_POLL",
-        "LPDROP_RETRY_BACKOFF",
-        "LPDROP_WORKER_ID",
-        "LPDROP_METRICS_ADDR",
-        "LPDROP_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("lpdrop runs");
-    eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
+    clean_command(env!("CARGO_BIN_EXE_lpdrop"))
 }
 
 /// `lpdrop --queue QUEUE ...` with the emulator's credentials.
@@ -60,76 +35,6 @@ fn with_queue(queue: &str, emulator_url: &str) -> Command {
         .env("LP_ACCESS_TOKEN", "emulator")
         .env("LP_ACCESS_TOKEN_SECRET", "emulator");
     cmd
-}
-
-/// A child process whose stdout and stderr lines are collected as they come.
-struct Spawned {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Spawned {
-    fn new(mut cmd: Command) -> Spawned {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lpdrop starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [stdout, stderr] {
-            let sink = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("[worker] {line}");
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
-        Spawned { child, lines }
-    }
-
-    /// The first line containing `needle`, waiting for it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the worker exited ({status}) before printing {needle:?}");
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100)); // the readers drain the pipes
-                let lines = self.lines.lock().unwrap().clone();
-                return (status, lines);
-            }
-            assert!(Instant::now() < deadline, "the worker did not exit in time");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A plain HTTP/1.1 GET: status, lower-cased head, body.
@@ -257,27 +162,6 @@ fn parse_sample(line: &str) -> Sample {
     }
 }
 
-/// Every committed drop (folder holding `upload.complete`) under `root`.
-fn committed_drops(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().unwrap() == "upload.complete" {
-                found.push(dir.clone());
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 /// Rows and bytes per table over the manifests of every committed drop.
 fn manifest_totals(out: &Path) -> BTreeMap<String, (u64, u64)> {
     let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -348,7 +232,7 @@ fn a_running_worker_serves_metrics_that_move_and_health_that_holds() {
         ]);
         cmd
     });
-    let line = worker.wait_for("metrics on http://");
+    let line = worker.wait_for("metrics on http://", DEADLINE);
     let addr: SocketAddr = line
         .split("http://")
         .nth(1)
@@ -563,12 +447,8 @@ fn a_running_worker_serves_metrics_that_move_and_health_that_holds() {
         assert!(Instant::now() < deadline, "jobs still running");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &worker.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let (status, lines) = worker.wait();
+    worker.signal("TERM");
+    let (status, lines) = worker.wait(DEADLINE);
     assert!(
         status.success(),
         "the worker exits 0 on SIGTERM: {lines:#?}"

@@ -127,6 +127,17 @@ impl Error {
         }
     }
 
+    /// What went wrong, without the request's name (which [`Error::RetriesExhausted`] gives
+    /// once, not twice).
+    fn cause(&self) -> String {
+        match self {
+            Error::Status { status, body, .. } => format!("HTTP {status}: {body}"),
+            Error::Transport { message, .. } => message.clone(),
+            Error::Response { reason, .. } => reason.clone(),
+            Error::Config { .. } | Error::RetriesExhausted { .. } => self.to_string(),
+        }
+    }
+
     /// The HTTP status of an error answer (`None` for other errors).
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -1115,7 +1126,7 @@ impl Client {
                 return Err(Error::RetriesExhausted {
                     request: call.what.clone(),
                     attempts: attempt,
-                    last: error.to_string(),
+                    last: error.cause(),
                 });
             }
             let reason = match &error {

@@ -4,6 +4,7 @@
 //! loudly, naming how to install them (`tests/run-all.sh` installs moto into `.ci/venv`;
 //! `.ci/run` installs Debian's `postgresql`).
 
+pub mod cli;
 pub mod contents;
 pub mod fault_proxy;
 
