@@ -220,13 +220,15 @@ enum Command {
         )]
         api_key: Option<String>,
     },
-    /// Build a drop from saved Messaging Interactions search pages (one JSON response per
-    /// file, read in name order), as teams already keep them.
+    /// Build a drop from saved Messaging Interactions search pages, as teams already keep
+    /// them: a folder of one JSON response per file (read in name order), or a file, pipe or
+    /// stdin of one response per line.
     ///
     /// Example: lpdrop convert --input ./saved-pages --out ./drops
     Convert {
-        /// Folder of saved search responses (*.json).
-        #[arg(long, value_name = "DIR")]
+        /// Folder of saved search responses (*.json), or a file of one response per line
+        /// (JSON lines), or - for stdin.
+        #[arg(long, value_name = "DIR|FILE|-")]
         input: std::path::PathBuf,
         /// Where to publish the drop: a local folder or s3://bucket/prefix.
         #[arg(long, env = "LPDROP_OUT", value_name = "DEST")]
