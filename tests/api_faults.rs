@@ -158,3 +158,85 @@ fn retries_running_out_fail_clearly_and_commit_nothing() {
     );
     assert!(committed(dir.path()).is_empty());
 }
+
+/// Records holding bytes that are not UTF-8 (a page serde_json alone would refuse whole),
+/// mixed with 5xx retries: the job commits, exactly those records are in quarantine with
+/// their exact bytes, and every other row of every table equals the fault-free run.
+#[test]
+fn records_with_invalid_utf8_are_quarantined_and_every_other_row_is_kept() {
+    use base64::prelude::{BASE64_STANDARD, Engine as _};
+    let dir = tempfile::tempdir().unwrap();
+    let clean = EmulatorProcess::start(bin(), &["--per-day", PER_DAY]);
+    let reference_out = dir.path().join("reference");
+    assert!(sync(&clean, &reference_out, &[]).status.success());
+    let reference = table_contents(&committed(&reference_out)[0]);
+
+    let faulty = EmulatorProcess::start(
+        bin(),
+        &[
+            "--per-day",
+            PER_DAY,
+            "--faults",
+            "badutf8=0.03,500=0.1,seed=4",
+        ],
+    );
+    let out_root = dir.path().join("faulty");
+    let out = sync(&faulty, &out_root, &[]);
+    assert!(out.status.success(), "bad records never fail the job");
+    let drop = committed(&out_root).pop().expect("one committed drop");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(drop.join("manifest.json")).unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(drop.join("quarantine/records.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert!(lines.len() >= 10, "{} quarantined", lines.len());
+    assert_eq!(
+        manifest["quarantine"]["records"].as_u64(),
+        Some(lines.len() as u64)
+    );
+    let mut quarantined = Vec::new();
+    for line in &lines {
+        let reason = line["reason"].as_str().unwrap();
+        assert!(reason.starts_with("invalid UTF-8: byte 0xE9"), "{reason}");
+        let exact = BASE64_STANDARD
+            .decode(line["record_base64"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            exact.windows(2).any(|w| w == b"\xff\xfe"),
+            "the bytes as sent"
+        );
+        assert!(std::str::from_utf8(&exact).is_err());
+        // The text copy is JSON (U+FFFD for the bad bytes): the id is readable.
+        let record: serde_json::Value =
+            serde_json::from_str(line["record"].as_str().unwrap()).unwrap();
+        quarantined.push(
+            record["info"]["conversationId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+
+    // Every table: the reference rows, less those of the quarantined conversations.
+    let got = table_contents(&drop);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>()
+    );
+    for (table, rows) in &reference {
+        let expected: Vec<&String> = rows
+            .iter()
+            .filter(|row| !quarantined.iter().any(|id| row.contains(id.as_str())))
+            .collect();
+        assert_eq!(
+            got[table].iter().collect::<Vec<_>>(),
+            expected,
+            "{table}: every row but the quarantined conversations'"
+        );
+    }
+    let kept = got["conversations"].len();
+    assert_eq!(kept + quarantined.len(), reference["conversations"].len());
+}

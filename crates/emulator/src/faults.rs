@@ -21,6 +21,7 @@
 //! | `truncate` | 200 with the body cut in half (a complete HTTP answer of broken JSON) | trigger |
 //! | `shards` | a search page with `shardsStatusResult.partialResult: true`, a third of its records missing | trigger |
 //! | `partial` | each search record flagged `info.isPartial: true` and cut short (get-by-id returns it whole) | probability |
+//! | `badutf8` | each MI search record with bytes that are not UTF-8 in `info.device` (get-by-id returns it whole) | probability |
 //! | `rps` | requests per second over which the answer is 429 (no `Retry-After`) | number |
 //! | `burst` | requests the `rps` bucket lets through at once (default `rps`/10, at least 1) | integer |
 //! | `latency` | added to every data answer | duration |
@@ -35,7 +36,7 @@
 //! A probability is drawn from `(seed, the request, how many times this same request was seen
 //! before)`: the request is its method, path, query and body, so a retry of a page gets a new
 //! draw while the sequence of answers to one request does not depend on timing or on what else
-//! runs concurrently. Partial records depend on `(seed, record)` only. `every:N` and `first:N`
+//! runs concurrently. Partial and bad-UTF-8 records depend on `(seed, record)` only. `every:N` and `first:N`
 //! count requests in arrival order.
 //!
 //! Faults apply to the data endpoints (MI and EH search, get-by-id, account configuration);
@@ -127,6 +128,8 @@ pub struct Faults {
     pub partial_pages: Trigger,
     /// Probability that a search record comes back flagged `isPartial` and cut short.
     pub partial_records: f64,
+    /// Probability that an MI search record comes back holding bytes that are not UTF-8.
+    pub bad_utf8_records: f64,
     /// Requests per second over which data requests get 429.
     pub max_requests_per_second: Option<f64>,
     /// Bucket size of that limit; `None`: a tenth of the rate, at least 1.
@@ -150,6 +153,7 @@ impl Default for Faults {
             truncate: Trigger::Never,
             partial_pages: Trigger::Never,
             partial_records: 0.0,
+            bad_utf8_records: 0.0,
             max_requests_per_second: None,
             burst: None,
             latency: Duration::ZERO,
@@ -174,6 +178,7 @@ impl Faults {
     pub fn is_none(&self) -> bool {
         self.exclusive().iter().all(|(_, t)| t.is_never())
             && self.partial_records <= 0.0
+            && self.bad_utf8_records <= 0.0
             && self.max_requests_per_second.is_none()
             && self.latency.is_zero()
     }
@@ -227,6 +232,14 @@ impl Faults {
             && unit(key(self.seed ^ mix(salt), record, 0x9A27)) < self.partial_records
     }
 
+    /// Whether MI search record `record` (a conversation index) comes back with bytes that
+    /// are not UTF-8. Public so that a test can tell which conversations to expect in
+    /// quarantine.
+    pub fn bad_utf8_record(&self, record: u64) -> bool {
+        self.bad_utf8_records > 0.0
+            && unit(key(self.seed ^ mix(0xBAD0), record, 0x07F8)) < self.bad_utf8_records
+    }
+
     fn check(&self) -> Result<(), String> {
         let mut total = 0.0;
         for (_, t) in self.exclusive() {
@@ -246,6 +259,12 @@ impl Faults {
             return Err(format!(
                 "partial={} is not between 0 and 1",
                 self.partial_records
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.bad_utf8_records) {
+            return Err(format!(
+                "badutf8={} is not between 0 and 1",
+                self.bad_utf8_records
             ));
         }
         if let Some(rps) = self.max_requests_per_second
@@ -354,6 +373,7 @@ impl FromStr for Faults {
                 "truncate" => f.truncate = parse_trigger(v)?,
                 "shards" => f.partial_pages = parse_trigger(v)?,
                 "partial" => f.partial_records = parse_probability(v)?,
+                "badutf8" => f.bad_utf8_records = parse_probability(v)?,
                 "rps" => {
                     f.max_requests_per_second = Some(
                         v.parse::<f64>()
@@ -371,7 +391,8 @@ impl FromStr for Faults {
                 other => {
                     return Err(format!(
                         "unknown fault {other:?}; known: 429, 429ra, retry-after, 500, 503, slow, \
-                         slow-delay, drop, truncate, shards, partial, rps, burst, latency, seed"
+                         slow-delay, drop, truncate, shards, partial, badutf8, rps, burst, latency, \
+                         seed"
                     ));
                 }
             }
@@ -409,6 +430,9 @@ impl fmt::Display for Faults {
         }
         if self.partial_records > 0.0 {
             items.push(format!("partial={}", self.partial_records));
+        }
+        if self.bad_utf8_records > 0.0 {
+            items.push(format!("badutf8={}", self.bad_utf8_records));
         }
         if let Some(rps) = self.max_requests_per_second {
             items.push(format!("rps={rps}"));
@@ -512,8 +536,12 @@ mod tests {
     #[test]
     fn spec_round_trips() {
         let spec = "429=0.05,429ra=0.02,500=0.1,503=first:3,slow=every:10,drop=0.01,truncate=0.01,\
-                    shards=1%,retry-after=2,slow-delay=150ms,partial=0.01,rps=50,burst=5,latency=20ms,seed=7";
+                    shards=1%,retry-after=2,slow-delay=150ms,partial=0.01,badutf8=0.02,rps=50,burst=5,\
+                    latency=20ms,seed=7";
         let f: Faults = spec.parse().unwrap();
+        assert_eq!(f.bad_utf8_records, 0.02);
+        let marked = (0..10_000).filter(|&i| f.bad_utf8_record(i)).count();
+        assert!((150..250).contains(&marked), "{marked} of 10,000 at 2%");
         assert_eq!(f.throttle, Trigger::Rate(0.05));
         assert_eq!(f.unavailable, Trigger::First(3));
         assert_eq!(f.slow, Trigger::Every(10));

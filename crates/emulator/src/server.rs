@@ -71,6 +71,8 @@ pub struct EmulatorStats {
     pub partial_pages: u64,
     /// Search records sent flagged `isPartial`.
     pub partial_records: u64,
+    /// Search records sent holding bytes that are not UTF-8.
+    pub bad_utf8_records: u64,
     /// MI get-by-id calls and EH searches by `engagementId`.
     pub by_id_requests: u64,
     /// Data requests refused with 401.
@@ -91,6 +93,7 @@ enum Stat {
     Truncated,
     PartialPages,
     PartialRecords,
+    BadUtf8Records,
     ById,
     Unauthorized,
     Logins,
@@ -99,7 +102,7 @@ enum Stat {
 }
 
 #[derive(Debug, Default)]
-struct Counters([AtomicU64; 14]);
+struct Counters([AtomicU64; 15]);
 
 impl Counters {
     fn add(&self, stat: Stat, n: u64) {
@@ -121,6 +124,7 @@ impl Counters {
             truncated: self.get(Stat::Truncated),
             partial_pages: self.get(Stat::PartialPages),
             partial_records: self.get(Stat::PartialRecords),
+            bad_utf8_records: self.get(Stat::BadUtf8Records),
             by_id_requests: self.get(Stat::ById),
             unauthorized: self.get(Stat::Unauthorized),
             logins: self.get(Stat::Logins),
@@ -629,6 +633,33 @@ fn to_bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("a JSON value always serializes")
 }
 
+/// Stands in a record for the bytes of the `badutf8` fault until the page is serialised.
+const BAD_UTF8_MARKER: &str = "@@lpdrop-bad-utf8@@";
+/// What the marker becomes: as long, Latin-1 `é` and two bytes that never occur in UTF-8.
+const BAD_UTF8_BYTES: &[u8; 19] = b"caf\xe9 au lait \xff\xfe!!!!";
+
+/// Marks `record` (a conversation as JSON) for the `badutf8` fault.
+fn mark_bad_utf8(record: &mut Value) {
+    if let Some(info) = record.get_mut("info").and_then(Value::as_object_mut) {
+        info.insert("device".into(), Value::String(BAD_UTF8_MARKER.into()));
+    }
+}
+
+/// The page bytes with every marker replaced by bytes that are not UTF-8.
+fn corrupt_marked(mut bytes: Vec<u8>) -> Vec<u8> {
+    let marker = BAD_UTF8_MARKER.as_bytes();
+    let mut from = 0;
+    while let Some(at) = bytes[from..]
+        .windows(marker.len())
+        .position(|w| w == marker)
+    {
+        let at = from + at;
+        bytes[at..at + marker.len()].copy_from_slice(BAD_UTF8_BYTES);
+        from = at + marker.len();
+    }
+    bytes
+}
+
 // ---- Messaging Interactions --------------------------------------------------------------------
 
 async fn search_conversations(
@@ -675,7 +706,7 @@ async fn search_conversations(
     let (count, bytes) = tokio::task::spawn_blocking(move || {
         let st = st2;
         let page = run_search(&st.dataset, &query, &parsed);
-        let mut partial_records = 0;
+        let (mut partial_records, mut bad_utf8) = (0, 0);
         let records: Vec<Value> = page
             .indices
             .iter()
@@ -685,10 +716,15 @@ async fn search_conversations(
                     cut_conversation(&mut r);
                     partial_records += 1;
                 }
+                if st.config.faults.bad_utf8_record(i) {
+                    mark_bad_utf8(&mut r);
+                    bad_utf8 += 1;
+                }
                 r
             })
             .collect();
         st.stats.add(Stat::PartialRecords, partial_records);
+        st.stats.add(Stat::BadUtf8Records, bad_utf8);
         let links = PageLinks {
             host: &host,
             path: uri.path(),
@@ -702,7 +738,15 @@ async fn search_conversations(
             st.stats.add(Stat::PartialPages, 1);
         }
         let json = page_json(&links, page.count, records, partial, MI_RECORDS);
-        (page.count, to_bytes(&json))
+        let bytes = to_bytes(&json);
+        (
+            page.count,
+            if bad_utf8 > 0 {
+                corrupt_marked(bytes)
+            } else {
+                bytes
+            },
+        )
     })
     .await
     .map_err(runtime_error)?;
