@@ -287,6 +287,40 @@ def measure_sync_rate(scratch, rps, latency_ms, per_day, repeat):
     return rows
 
 
+# Where the memory goes: a profile made by hand (not by this script), kept with the results.
+MEMORY_PROFILE = [
+    "",
+    "### Where convert's memory goes (profiled 2026-11-21, before the de-duplication change)",
+    "",
+    "`heaptrack` on `lpdrop convert --input -` fed 10,000 / 30,000 / 100,000 streamed conversations"
+    " (`heaptrack_print --flamegraph-cost-type peak`, grouped by call site), and `ru_maxrss` of the same runs"
+    " with allocator settings:",
+    "",
+    "- Live heap at its peak: 119 MB / 156 MB / 188 MB; RSS 173 / 257 MiB at 10,000 / 100,000. So of the"
+    " +84 MiB of RSS, about 69 MB is memory in use and the rest allocator overhead.",
+    "- The growth is the parquet column writers of the open row groups: the encoders' value buffers"
+    " (`encode`/`write_gather`, `write_slice`: +29 MB), dictionary hash tables (+6 MB), snappy block tables and"
+    " compressed-page buffers (+5 MB), the spill files' write buffers (+4.5 MB), and the table buffers' string"
+    " builders (+5 MB). A messaging drop has about 480 columns; each grows toward its page size (256 KiB),"
+    " dictionary size (256 KiB) and codec state as rows reach it, and sparse columns (surveys, rich content)"
+    " need many conversations to get there, so the sum keeps rising slowly towards that ceiling.",
+    "- The writer's budget counts `ArrowWriter::memory_size` (bytes in use, not capacity, nor codec"
+    " tables): 61 -> 75 MiB of it. A 32 MiB budget (181 row groups written early) still went 156 -> 208 MiB"
+    " RSS from 10,000 to 100,000, so lowering the budget does not flatten it.",
+    "- Allocator, RSS at 100,000 (257 MiB with glibc defaults): `MALLOC_ARENA_MAX=2` 238, `=1` 224;"
+    " jemalloc and mimalloc (`LD_PRELOAD`) 252 and 253, and worse at 10,000 (188, 190 against 173), so no"
+    " global allocator was added; `MALLOC_MMAP_THRESHOLD_=131072` (no dynamic mmap threshold) 202.",
+    "- 64 KiB pages with 128 KiB dictionaries: 234 (-15 MiB); with the mmap threshold as well: 132 / 193 /"
+    " 212 MiB at 10,000 / 100,000 / 300,000 (flatter, still not within 1.2x). Page-level statistics off"
+    " (chunk only) and 64 MB files: no change (252, 253), so the page index and file metadata are not it.",
+    "- The de-duplication set was a `HashSet<u64>`: 18 to 27 bytes per conversation (27 MB at a million);"
+    " it is now a sorted vector of the hashes, 8 bytes per conversation, the one part meant to grow.",
+    "- What would close the gap: a budget fed by what the encoders really hold (capacities and codec"
+    " state: an upstream `memory_size` change, or the allocator's own count of bytes allocated), smaller"
+    " pages and dictionaries for sparse columns, and a fixed mmap threshold set at start-up (`mallopt`).",
+]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
@@ -495,6 +529,7 @@ def main():
         " memory with an 8 GB limit, and with 16 GB spilled 6.4 GB to disk and had written 2 of its 7 tables"
         " after 19 minutes (stopped by hand, 2026-11-21); hence `--duckdb-max`.",
     ]
+    lines += MEMORY_PROFILE
     if sync_rows:
         lines += [
             "",
