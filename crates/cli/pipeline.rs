@@ -203,30 +203,6 @@ impl SeenHashes {
     }
 }
 
-#[cfg(test)]
-mod dedup_tests {
-    use super::*;
-
-    #[test]
-    fn seen_hashes_know_every_id_across_merges() {
-        let mut seen = SeenHashes::default();
-        let n = 3 * SeenHashes::RECENT as u64 + 123;
-        for i in 0..n {
-            assert!(seen.insert(&format!("conv-{i}")), "{i} is new");
-            // Repeats of a recent id and of a long-merged one.
-            assert!(!seen.insert(&format!("conv-{i}")));
-            assert!(!seen.insert(&format!("conv-{}", i / 2)));
-        }
-        assert_eq!(seen.sorted.len() + seen.recent.len(), n as usize);
-        assert!(seen.sorted.len() >= 3 * SeenHashes::RECENT);
-        assert!(seen.sorted.windows(2).all(|w| w[0] < w[1]));
-        for i in (0..n).step_by(997) {
-            assert!(!seen.insert(&format!("conv-{i}")));
-        }
-        assert!(seen.insert("another"));
-    }
-}
-
 /// The table buffers of one source: a drop holds the tables of exactly one.
 enum Tables {
     Messaging(MessagingTables),
@@ -597,4 +573,28 @@ pub struct Converted {
     pub open_conversation_ids: Vec<String>,
     /// What the drop writer's open row groups held (see [`DropWriter::memory_stats`]).
     pub writer_memory: MemoryStats,
+}
+
+#[cfg(test)]
+mod dedup_tests {
+    use super::*;
+
+    #[test]
+    fn seen_hashes_know_every_id_across_merges() {
+        let mut seen = SeenHashes::default();
+        let n = 3 * SeenHashes::RECENT as u64 + 123;
+        for i in 0..n {
+            assert!(seen.insert(&format!("conv-{i}")), "{i} is new");
+            // Repeats of a recent id and of a long-merged one.
+            assert!(!seen.insert(&format!("conv-{i}")));
+            assert!(!seen.insert(&format!("conv-{}", i / 2)));
+        }
+        assert_eq!(seen.sorted.len() + seen.recent.len(), n as usize);
+        assert!(seen.sorted.len() >= 3 * SeenHashes::RECENT);
+        assert!(seen.sorted.windows(2).all(|w| w[0] < w[1]));
+        for i in (0..n).step_by(997) {
+            assert!(!seen.insert(&format!("conv-{i}")));
+        }
+        assert!(seen.insert("another"));
+    }
 }
