@@ -11,8 +11,8 @@ use arrow::record_batch::RecordBatch;
 use lpdrop_drop::writer::MemoryStats;
 use lpdrop_drop::{CommittedDrop, DropError, DropInfo, DropWriter};
 use lpdrop_liveperson::page::{
-    RepairedBody, decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
-    parse_chat_page, parse_entity_list, parse_page, parse_repairing,
+    Refused, decode_agent_group, decode_chat_record, decode_record, decode_repaired, decode_skill,
+    decode_user, parse_chat_page, parse_entity_list, parse_page, parse_repairing,
 };
 use lpdrop_liveperson::{AccountEntity, Conversation, Window};
 use lpdrop_tables::mapping::{AddedColumns, AddedValues, TableMapping};
@@ -50,29 +50,7 @@ impl DecodedPage {
 }
 
 /// A record that could not be read: it goes to quarantine, with its bytes as received.
-struct Unreadable {
-    reason: String,
-    record: Vec<u8>,
-}
-
-/// Decodes one record of a page with `decode`; a record that held invalid UTF-8 (in a page
-/// parsed from its repaired text) is unreadable whatever its content, with its original bytes.
-fn decode_or_quarantine<T>(
-    raw: &RawValue,
-    repaired: &OnceCell<RepairedBody>,
-    decode: impl Fn(&RawValue) -> Result<T, String>,
-) -> Result<T, Unreadable> {
-    if let Some(damage) = repaired.get().and_then(|r| r.damage(raw)) {
-        return Err(Unreadable {
-            reason: damage.reason,
-            record: damage.original,
-        });
-    }
-    decode(raw).map_err(|reason| Unreadable {
-        reason,
-        record: raw.get().as_bytes().to_vec(),
-    })
-}
+type Unreadable = Refused;
 
 /// Parses and decodes one search page; `origin` names the page in errors and quarantine.
 /// With a column mapping that adds columns to `conversations`, their values are read here
@@ -91,7 +69,7 @@ pub fn decode_messaging_page(
         .records
         .iter()
         .map(|raw| {
-            decode_or_quarantine(raw, &repaired, decode_record)
+            decode_repaired(raw, &repaired, decode_record)
                 .map(|c| (c, adds.map(|m| m.values(raw)).unwrap_or_default()))
         })
         .collect();
@@ -510,7 +488,7 @@ impl Converter {
         self.stats.input_bytes += body.len() as u64;
         for (i, raw) in parsed.records.iter().enumerate() {
             self.stats.records += 1;
-            let chat = match decode_or_quarantine(raw, &repaired, decode_chat_record) {
+            let chat = match decode_repaired(raw, &repaired, decode_chat_record) {
                 Ok(c) => c,
                 Err(unreadable) => {
                     self.quarantine(unreadable, format!("{origin} record {i}"))?;
@@ -565,14 +543,14 @@ impl Converter {
                 unreachable!("checked above");
             };
             let appended = match entity {
-                AccountEntity::Users => decode_or_quarantine(raw, &repaired, decode_user)
-                    .map(|u| tables.append_user(&u)),
-                AccountEntity::Skills => decode_or_quarantine(raw, &repaired, decode_skill)
-                    .map(|k| tables.append_skill(&k)),
-                AccountEntity::AgentGroups => {
-                    decode_or_quarantine(raw, &repaired, decode_agent_group)
-                        .map(|g| tables.append_agent_group(&g))
+                AccountEntity::Users => {
+                    decode_repaired(raw, &repaired, decode_user).map(|u| tables.append_user(&u))
                 }
+                AccountEntity::Skills => {
+                    decode_repaired(raw, &repaired, decode_skill).map(|k| tables.append_skill(&k))
+                }
+                AccountEntity::AgentGroups => decode_repaired(raw, &repaired, decode_agent_group)
+                    .map(|g| tables.append_agent_group(&g)),
             };
             match appended {
                 Ok(()) => {

@@ -1,14 +1,18 @@
 //! The code every fuzz target runs: the pipeline's own path for one input, with the invariants
 //! that must hold whatever the bytes are. Any panic here is a crash that libFuzzer reports.
 //!
-//! The path is the one `crates/cli/pipeline.rs` takes: parse the page (a page that does not
-//! parse is rejected whole), decode each record on its own (a record that does not decode is
-//! quarantined with its reason), split each kept record into table rows, and finish a batch
-//! of every table.
+//! The path is the one `crates/cli/pipeline.rs` takes: parse the page through
+//! `parse_repairing` (a page that does not parse is rejected whole; one that fails only for
+//! invalid UTF-8 is parsed from its repaired text), decode each record on its own with
+//! `decode_repaired` (a record that does not decode, or held invalid UTF-8, is quarantined
+//! with its reason), split each kept record into table rows, and finish a batch of every table.
+
+use std::cell::OnceCell;
 
 use lpdrop_liveperson::page::{
-    decode_agent_group, decode_chat_record, decode_record, decode_skill, decode_user,
-    parse_chat_page, parse_entity_list, parse_envelope, parse_page,
+    RepairedBody, decode_agent_group, decode_chat_record, decode_record, decode_repaired,
+    decode_skill, decode_user, parse_chat_page, parse_entity_list, parse_envelope, parse_page,
+    parse_repairing,
 };
 use lpdrop_tables::{ChatTables, DimensionTables, Lineage, MessagingTables, TableBuffer};
 use serde_json::value::RawValue;
@@ -49,11 +53,13 @@ fn check_reason(reason: &str) {
     assert!(!reason.trim().is_empty(), "a quarantine reason is empty");
 }
 
-/// A Messaging Interactions search page: `parse_page`, `decode_record` on every record, the
-/// kept conversations into `MessagingTables`, then a batch of every table.
+/// A Messaging Interactions search page: `parse_page` and `decode_record` (through the repair
+/// path) on every record, the kept conversations into `MessagingTables`, then a batch of every
+/// table.
 pub fn messaging_page(data: &[u8]) -> Outcome {
     let envelope = parse_envelope(data);
-    let page = match parse_page(data) {
+    let repaired = OnceCell::new();
+    let page = match parse_repairing(data, &repaired, parse_page) {
         Ok(page) => page,
         Err(reason) => {
             check_reason(&reason);
@@ -64,20 +70,19 @@ pub fn messaging_page(data: &[u8]) -> Outcome {
         }
     };
     // The client checks pages with the envelope parser (and retries those it refuses): it
-    // must accept every page the pipeline can read, and count the same records. (Not the
-    // other way round: a record with invalid UTF-8 passes the envelope, which does not look
-    // inside records, but not `parse_page`; see crates/liveperson/tests/mutations.rs.)
+    // must accept every page the pipeline can read, and count the same records.
     let envelope = envelope.unwrap_or_else(|e| panic!("page parses but its envelope not: {e}"));
     assert_eq!(envelope.record_count(), page.records.len());
-    messaging_records(&page.records)
+    messaging_records(&page.records, &repaired)
 }
 
 /// Decodes and appends records as the pipeline does; every record is kept or quarantined.
-pub fn messaging_records(records: &[&RawValue]) -> Outcome {
+/// `repaired` is the page's cell from `parse_repairing` (empty when it needed no repair).
+pub fn messaging_records(records: &[&RawValue], repaired: &OnceCell<RepairedBody>) -> Outcome {
     let mut tables = MessagingTables::new();
     let mut outcome = Outcome::default();
     for raw in records {
-        match decode_record(raw) {
+        match decode_repaired(raw, repaired, decode_record).map_err(|r| r.reason) {
             Ok(conversation) => {
                 // The pipeline `expect`s both once a record is decoded.
                 assert!(
@@ -111,7 +116,7 @@ pub fn messaging_records(records: &[&RawValue]) -> Outcome {
 /// are not a record: nothing to do).
 pub fn messaging_record(data: &[u8]) -> Outcome {
     match serde_json::from_slice::<&RawValue>(data) {
-        Ok(raw) => messaging_records(&[raw]),
+        Ok(raw) => messaging_records(&[raw], &OnceCell::new()),
         Err(_) => Outcome {
             page_rejected: true,
             ..Outcome::default()
@@ -119,10 +124,12 @@ pub fn messaging_record(data: &[u8]) -> Outcome {
     }
 }
 
-/// An Engagement History (chat) search page: `parse_chat_page`, `decode_chat_record` on every
-/// record, the kept chats into `ChatTables`, then a batch of every table.
+/// An Engagement History (chat) search page: `parse_chat_page` and `decode_chat_record` (through
+/// the repair path) on every record, the kept chats into `ChatTables`, then a batch of every
+/// table.
 pub fn chat_page(data: &[u8]) -> Outcome {
-    let page = match parse_chat_page(data) {
+    let repaired = OnceCell::new();
+    let page = match parse_repairing(data, &repaired, parse_chat_page) {
         Ok(page) => page,
         Err(reason) => {
             check_reason(&reason);
@@ -135,7 +142,7 @@ pub fn chat_page(data: &[u8]) -> Outcome {
     let mut tables = ChatTables::new();
     let mut outcome = Outcome::default();
     for raw in &page.records {
-        match decode_chat_record(raw) {
+        match decode_repaired(raw, &repaired, decode_chat_record).map_err(|r| r.reason) {
             Ok(chat) => {
                 assert!(
                     chat.info
@@ -163,7 +170,8 @@ pub fn chat_page(data: &[u8]) -> Outcome {
 /// An account configuration list, read as users, as skills and as agent groups in turn (the
 /// caller knows which it asked for; the bytes do not say), into `DimensionTables`.
 pub fn entity_list(data: &[u8]) -> Outcome {
-    let list = match parse_entity_list(data) {
+    let repaired = OnceCell::new();
+    let list = match parse_repairing(data, &repaired, parse_entity_list) {
         Ok(list) => list,
         Err(reason) => {
             check_reason(&reason);
@@ -177,15 +185,16 @@ pub fn entity_list(data: &[u8]) -> Outcome {
     let mut outcome = Outcome::default();
     for raw in &list {
         let results = [
-            decode_user(raw).map(|u| tables.append_user(&u)),
-            decode_skill(raw).map(|k| tables.append_skill(&k)),
-            decode_agent_group(raw).map(|g| tables.append_agent_group(&g)),
+            decode_repaired(raw, &repaired, decode_user).map(|u| tables.append_user(&u)),
+            decode_repaired(raw, &repaired, decode_skill).map(|k| tables.append_skill(&k)),
+            decode_repaired(raw, &repaired, decode_agent_group)
+                .map(|g| tables.append_agent_group(&g)),
         ];
         for result in results {
             match result {
                 Ok(()) => outcome.kept += 1,
-                Err(reason) => {
-                    check_reason(&reason);
+                Err(refused) => {
+                    check_reason(&refused.reason);
                     outcome.quarantined += 1;
                 }
             }

@@ -184,6 +184,33 @@ impl<'a> RepairedBody<'a> {
     }
 }
 
+/// A record refused by [`decode_repaired`]: why, and its bytes exactly as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: String,
+    pub record: Vec<u8>,
+}
+
+/// Decodes one record of a page parsed with [`parse_repairing`] (its `repaired` cell): a
+/// record that held invalid UTF-8 is refused whatever its content, with its original bytes;
+/// any other goes through `decode`.
+pub fn decode_repaired<T>(
+    raw: &RawValue,
+    repaired: &OnceCell<RepairedBody>,
+    decode: impl Fn(&RawValue) -> Result<T, String>,
+) -> Result<T, Refused> {
+    if let Some(damage) = repaired.get().and_then(|r| r.damage(raw)) {
+        return Err(Refused {
+            reason: damage.reason,
+            record: damage.original,
+        });
+    }
+    decode(raw).map_err(|reason| Refused {
+        reason,
+        record: raw.get().as_bytes().to_vec(),
+    })
+}
+
 /// Parses `body` with `parse`; when that fails and the body is not valid UTF-8, parses the
 /// repaired body instead, kept in `repaired` so that the result may borrow from it and its
 /// damaged records can be found.

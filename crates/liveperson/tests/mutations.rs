@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use std::cell::OnceCell;
 
 use lpdrop_liveperson::page::{
-    RepairedBody, decode_chat_record, decode_record, parse_chat_page, parse_envelope, parse_page,
-    parse_repairing,
+    RepairedBody, decode_chat_record, decode_record, decode_repaired, parse_chat_page,
+    parse_envelope, parse_page, parse_repairing,
 };
 use lpdrop_tables::{ChatTables, Lineage, MessagingTables, TableBuffer};
 use serde_json::Value;
@@ -165,20 +165,17 @@ fn finish(buffers: &mut [TableBuffer]) -> usize {
     root.unwrap_or(0)
 }
 
-/// A record's outcome as the pipeline decides it: quarantined when it held invalid UTF-8,
-/// else as `decode` says.
+/// A record's outcome as the pipeline decides it ([`decode_repaired`]): refused when it held
+/// invalid UTF-8 (with all its bytes), else as `decode` says.
 fn decode_checked<T>(
     raw: &RawValue,
     repaired: &OnceCell<RepairedBody>,
     decode: impl Fn(&RawValue) -> Result<T, String>,
 ) -> Result<T, String> {
-    match repaired.get().and_then(|r| r.damage(raw)) {
-        Some(damage) => {
-            assert_eq!(damage.original.len(), raw.get().len(), "same length");
-            Err(damage.reason)
-        }
-        None => decode(raw),
-    }
+    decode_repaired(raw, repaired, decode).map_err(|refused| {
+        assert_eq!(refused.record.len(), raw.get().len(), "the whole record");
+        refused.reason
+    })
 }
 
 fn run_page(api: Api, body: &[u8]) -> Outcome {

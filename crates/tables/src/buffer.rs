@@ -41,24 +41,13 @@ impl ColumnBuilder {
 
     /// Appends a value already converted to the column's type ([`crate::mapping`]); `None`,
     /// or a value of another type, is NULL.
-    pub(crate) fn append_json(&mut self, ty: ColumnType, v: Option<&serde_json::Value>) {
-        debug_assert_eq!(ColumnBuilder::new(ty).type_name(), self.type_name());
+    pub(crate) fn append_json(&mut self, v: Option<&serde_json::Value>) {
         match self {
             ColumnBuilder::Utf8(b) => b.append_option(v.and_then(|v| v.as_str())),
             ColumnBuilder::Int64(b) => b.append_option(v.and_then(|v| v.as_i64())),
             ColumnBuilder::Float64(b) => b.append_option(v.and_then(|v| v.as_f64())),
             ColumnBuilder::Boolean(b) => b.append_option(v.and_then(|v| v.as_bool())),
             ColumnBuilder::TimestampMs(b) => b.append_option(v.and_then(|v| v.as_i64())),
-        }
-    }
-
-    fn type_name(&self) -> &'static str {
-        match self {
-            ColumnBuilder::Utf8(_) => "utf8",
-            ColumnBuilder::Int64(_) => "int64",
-            ColumnBuilder::Float64(_) => "float64",
-            ColumnBuilder::Boolean(_) => "boolean",
-            ColumnBuilder::TimestampMs(_) => "timestamp",
         }
     }
 

@@ -227,7 +227,6 @@ impl TableMapping {
     /// A builder for the added columns of this table's rows.
     pub fn builder(&self) -> AddedColumns {
         AddedColumns {
-            types: self.added.iter().map(|a| a.ty).collect(),
             columns: self
                 .added
                 .iter()
@@ -260,15 +259,14 @@ impl TableMapping {
 
 /// The added columns of a table's buffered rows.
 pub struct AddedColumns {
-    types: Vec<ColumnType>,
     columns: Vec<ColumnBuilder>,
     rows: usize,
 }
 
 impl AddedColumns {
     pub fn push(&mut self, values: &AddedValues) {
-        for (i, (column, ty)) in self.columns.iter_mut().zip(&self.types).enumerate() {
-            column.append_json(*ty, values.0.get(i).and_then(Option::as_ref));
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            column.append_json(values.0.get(i).and_then(Option::as_ref));
         }
         self.rows += 1;
     }
