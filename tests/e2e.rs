@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lpdrop_testkit::cli::{clean_command, committed_drops, run};
+use lpdrop_testkit::cli::{clean_command, committed_drops, output_text, run};
 use sha2::{Digest, Sha256};
 
 fn lpdrop() -> Command {
@@ -760,5 +760,109 @@ fn column_mapping_adds_renames_and_drops_columns_everywhere() {
         err.contains("bad.toml") && err.contains("key or lineage column"),
         "{err}"
     );
+    assert!(!dir.path().join("never").exists());
+}
+
+/// The global parquet flags reach the files: codec, row-group and file sizes; a row group
+/// larger than its file is bad usage (exit 2) before any work.
+#[test]
+fn parquet_flags_set_the_codec_and_the_row_group_and_file_sizes() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("pages");
+    assert!(
+        run(lpdrop()
+            .args(["emulator", "dump", "--conversations", "1500", "--out"])
+            .arg(&pages))
+        .status
+        .success()
+    );
+    // The messages table's files: (bytes, row groups' encoded sizes, codecs seen).
+    let convert = |flags: &[&str], name: &str| {
+        let out_root = dir.path().join(name);
+        let out = run(lpdrop()
+            .args(flags)
+            .args(["convert", "--input"])
+            .arg(&pages)
+            .arg("--out")
+            .arg(&out_root));
+        assert!(out.status.success(), "{}", output_text(&out));
+        let drop = &committed_drops(&out_root)[0];
+        let manifest = check_drop(&out_root, drop);
+        let messages = manifest["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "messages")
+            .unwrap()
+            .clone();
+        messages["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|file| {
+                let path = drop.join(file["path"].as_str().unwrap());
+                let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+                let meta = reader.metadata();
+                let groups: Vec<i64> = meta
+                    .row_groups()
+                    .iter()
+                    .map(|g| g.compressed_size())
+                    .collect();
+                let codecs: BTreeSet<String> = meta
+                    .row_groups()
+                    .iter()
+                    .flat_map(|g| g.columns().iter().map(|c| format!("{:?}", c.compression())))
+                    .collect();
+                (file["bytes"].as_u64().unwrap(), groups, codecs)
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let small = convert(
+        &[
+            "--row-group-mb",
+            "1",
+            "--max-file-mb",
+            "2",
+            "--compression",
+            "none",
+        ],
+        "small",
+    );
+    let groups: Vec<i64> = small.iter().flat_map(|(_, g, _)| g.clone()).collect();
+    assert!(groups.len() >= 2, "messages in row groups of {groups:?}");
+    for (bytes, groups, codecs) in &small {
+        // Cut once past the limit, between the batches the table buffers hand over: never
+        // far past it.
+        assert!(groups.iter().all(|g| *g < 4 << 20), "{groups:?}");
+        assert!(*bytes < 8 << 20, "{bytes}");
+        assert_eq!(codecs, &BTreeSet::from(["UNCOMPRESSED".to_string()]));
+    }
+    let zstd = convert(&["--compression", "zstd"], "zstd");
+    assert_eq!(zstd.len(), 1);
+    assert!(
+        zstd[0].2.iter().all(|c| c.starts_with("ZSTD")),
+        "{:?}",
+        zstd[0].2
+    );
+    assert!(zstd[0].0 < small.iter().map(|(b, _, _)| b).sum::<u64>() / 2);
+
+    let out = run(lpdrop()
+        .args([
+            "--row-group-mb",
+            "512",
+            "--max-file-mb",
+            "256",
+            "convert",
+            "--input",
+        ])
+        .arg(&pages)
+        .arg("--out")
+        .arg(dir.path().join("never")));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--row-group-mb 512"), "{err}");
     assert!(!dir.path().join("never").exists());
 }

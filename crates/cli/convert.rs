@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use lpdrop_drop::{DropInfo, DropWriter, SourceInfo, WriterOptions};
+use lpdrop_drop::{DropInfo, DropWriter, SourceInfo};
 use lpdrop_liveperson::window::fmt_ms;
 use lpdrop_liveperson::{Window, page};
 use lpdrop_tables::{Lineage, MESSAGING_TABLES};
@@ -34,8 +34,8 @@ pub struct ConvertRequest {
     pub account_id: Option<String>,
     /// Keep only conversations that started in this window.
     pub window: Option<Window>,
-    /// Columns added, renamed or dropped (`--column-mapping`).
-    pub column_mapping: Option<std::sync::Arc<lpdrop_tables::ColumnMapping>>,
+    /// The column mapping and the parquet settings.
+    pub output: crate::Output,
 }
 
 /// The `.json` files of the input folder, in name order (saved pages sort in paging order).
@@ -224,9 +224,9 @@ async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
         drop_id: layout.id().to_string(),
         extracted_at_ms: layout.created_at().timestamp_millis(),
     };
-    let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, WriterOptions::default());
+    let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, req.output.writer.clone());
     let window = req.window;
-    let column_mapping = req.column_mapping;
+    let column_mapping = req.output.column_mapping;
     // A bar on a terminal only (files done of the total, when the input is a folder).
     let progress = CountProgress::new("pages", total.unwrap_or(0) as u64);
 
@@ -279,6 +279,8 @@ async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
             decode_threads = threads,
             peak_buffered_bytes = memory.peak_buffered_bytes,
             budget_flushes = memory.budget_flushes,
+            heap_flushes = memory.heap_flushes,
+            peak_heap_bytes = memory.peak_heap_bytes,
             "drop written"
         );
         Ok(converted)
@@ -388,7 +390,10 @@ mod tests {
             s3: S3Args::default(),
             account_id: None,
             window: None,
-            column_mapping: None,
+            output: crate::Output {
+                column_mapping: None,
+                writer: lpdrop_drop::WriterOptions::default(),
+            },
         };
         convert_on(req, threads).await.unwrap()
     }

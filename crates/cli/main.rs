@@ -9,6 +9,7 @@ mod convert;
 mod dest;
 mod jobs_cmd;
 mod logging;
+mod parquet_args;
 mod pipeline;
 mod progress;
 mod schedule;
@@ -79,6 +80,8 @@ struct Cli {
         value_name = "FILE"
     )]
     column_mapping: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    parquet: parquet_args::ParquetArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -469,6 +472,7 @@ impl LpArgs {
 }
 
 fn main() -> ExitCode {
+    lpdrop_drop::heap::fix_mmap_threshold();
     // The configuration file goes into the environment before clap reads it (flags > env >
     // file), and before any thread exists.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -494,6 +498,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let writer_options = match cli.parquet.writer_options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     crate::progress::set_quiet(cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -505,7 +516,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli, &applied, &known, mapping)) {
+    let output = Output {
+        column_mapping: mapping,
+        writer: writer_options,
+    };
+    match runtime.block_on(run(cli, &applied, &known, output)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -514,12 +529,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(
-    cli: Cli,
-    applied: &config::Applied,
-    known: &[String],
-    mapping: Option<Arc<ColumnMapping>>,
-) -> Result<()> {
+/// How drops are written, the same for every command that writes one: the column mapping
+/// (`--column-mapping`) and the parquet settings (`--row-group-mb` and the rest).
+#[derive(Clone)]
+pub(crate) struct Output {
+    pub column_mapping: Option<Arc<ColumnMapping>>,
+    pub writer: lpdrop_drop::WriterOptions,
+}
+
+async fn run(cli: Cli, applied: &config::Applied, known: &[String], output: Output) -> Result<()> {
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check(args),
@@ -529,9 +547,9 @@ async fn run(
             Ok(())
         }
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
-        Command::Worker(args) => worker::run(&cli.queue, *args, mapping).await,
+        Command::Worker(args) => worker::run(&cli.queue, *args, output).await,
         Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
-        Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3, mapping).await,
+        Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3, output).await,
         Command::Verify { drop, s3 } => verify(&drop, &s3).await,
         Command::Gc {
             prefix,
@@ -563,7 +581,7 @@ async fn run(
                 drop: None,
                 job: None,
                 fence: None,
-                column_mapping: mapping,
+                output,
             })
             .await?;
             print_summary(&report);
@@ -626,14 +644,17 @@ async fn run(
                 s3,
                 account_id,
                 window,
-                column_mapping: mapping,
+                output,
             })
             .await?;
             print_summary(&report);
             Ok(())
         }
         Command::Schema { format } => {
-            print!("{}", schema_cmd::render(format, mapping.as_deref()));
+            print!(
+                "{}",
+                schema_cmd::render(format, output.column_mapping.as_deref())
+            );
             Ok(())
         }
     }
@@ -685,12 +706,7 @@ async fn serve_emulator(port: u16, config: EmulatorConfig) -> Result<()> {
     Ok(())
 }
 
-async fn demo(
-    out: &str,
-    per_day: u32,
-    s3: S3Args,
-    column_mapping: Option<Arc<ColumnMapping>>,
-) -> Result<()> {
+async fn demo(out: &str, per_day: u32, s3: S3Args, output: Output) -> Result<()> {
     let dest = Destination::parse(out)?;
     let config = EmulatorConfig {
         per_day,
@@ -721,7 +737,7 @@ async fn demo(
         drop: None,
         job: None,
         fence: None,
-        column_mapping,
+        output,
     })
     .await;
     emulator.shutdown().await;

@@ -1,14 +1,11 @@
 //! `lpdrop sync` (and the demo): one window from the API to one committed drop.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lpdrop_drop::{
-    CommittedDrop, DropInfo, DropLayout, DropWriter, JobRef, SourceInfo, WriterOptions,
-};
+use lpdrop_drop::{CommittedDrop, DropInfo, DropLayout, DropWriter, JobRef, SourceInfo};
 use lpdrop_liveperson::{AccountEntity, Client, ClientConfig, FetchedPage, SearchFilters, Window};
-use lpdrop_tables::{ColumnMapping, Lineage, Source, tables_of};
+use lpdrop_tables::{Lineage, Source, tables_of};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -40,8 +37,8 @@ pub struct SyncRequest {
     pub job: Option<JobRef>,
     /// For queued jobs: refuses the commit once the worker no longer holds the job's lease.
     pub fence: Option<CommitFence>,
-    /// Columns added, renamed or dropped (`--column-mapping`).
-    pub column_mapping: Option<Arc<ColumnMapping>>,
+    /// The column mapping and the parquet settings.
+    pub output: crate::Output,
 }
 
 /// A drop's identity decided ahead of writing: its root key follows from these and the prefix.
@@ -105,10 +102,10 @@ async fn sync_in_span(req: SyncRequest) -> Result<SyncReport> {
         sink,
         layout,
         tables_of(req.source),
-        WriterOptions::default(),
+        req.output.writer.clone(),
     );
     let converter = Converter::new(writer, lineage, req.source)
-        .with_column_mapping(req.column_mapping.clone())?;
+        .with_column_mapping(req.output.column_mapping.clone())?;
     let converter = match (&req.refetch_ids, req.source) {
         (Some(ids), Source::Messaging) => convert_by_ids(&client, ids, converter)
             .await

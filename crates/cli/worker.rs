@@ -95,7 +95,7 @@ struct Settings {
     once: bool,
     lp: LpKeys,
     s3: S3Args,
-    column_mapping: Option<Arc<lpdrop_tables::ColumnMapping>>,
+    output: crate::Output,
 }
 
 /// What this worker did, for the summary.
@@ -134,11 +134,7 @@ fn std_duration(s: &str, what: &str) -> Result<Duration> {
     Ok(Duration::from_millis(parse_duration_ms(s, what)? as u64))
 }
 
-pub async fn run(
-    queue_url: &str,
-    args: WorkerArgs,
-    column_mapping: Option<Arc<lpdrop_tables::ColumnMapping>>,
-) -> Result<()> {
+pub async fn run(queue_url: &str, args: WorkerArgs, output: crate::Output) -> Result<()> {
     // Signals first: from here on SIGTERM no longer kills the process outright.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (hand_back_tx, hand_back_rx) = watch::channel(false);
@@ -184,7 +180,7 @@ pub async fn run(
         once: args.once,
         lp: (*args.lp).clone(),
         s3: args.s3.clone(),
-        column_mapping,
+        output,
     });
     // Bad API settings would fail every job: refuse them before taking any.
     settings
@@ -784,7 +780,7 @@ async fn execute(
                 Err("this worker no longer holds the job's lease".to_string())
             }
         })),
-        column_mapping: settings.column_mapping.clone(),
+        output: settings.output.clone(),
     })
     .await
     .map_err(JobError::Retryable)?;

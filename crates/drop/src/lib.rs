@@ -14,6 +14,7 @@
 
 pub mod crash;
 pub mod gc;
+pub mod heap;
 pub mod layout;
 pub mod manifest;
 pub mod s3;

@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -75,16 +76,26 @@ pub struct WriterOptions {
     /// the pages being built. Each page is written once more and read back once, in
     /// practice from the page cache.
     pub spill_pages: bool,
-    /// Target size of a data page (default 256 KiB). Each column of each open row group
-    /// builds one page in memory.
+    /// Target size of a data page (default 64 KiB, the size of a snappy block, so nothing
+    /// is lost to compression). Each column of each open row group builds one page in memory.
     pub data_page_bytes: usize,
     /// A column falls back from dictionary to plain encoding once its dictionary reaches
-    /// this size (default 256 KiB). Each column of each open row group holds its dictionary
+    /// this size (default 64 KiB). Each column of each open row group holds its dictionary
     /// in memory until then.
     pub dictionary_page_bytes: usize,
-    /// A data page is also cut at this many rows (default 8192). A dictionary-encoded
-    /// column keeps 8 bytes per row of its page in memory.
+    /// A data page is also cut at this many rows (default 4096). A dictionary-encoded
+    /// column keeps 8 bytes per row of its page in memory, so this, more than the page size,
+    /// sets what a sparse text column holds.
     pub data_page_rows: usize,
+    /// When the whole process's heap, as the allocator counts it ([`crate::heap`]), is
+    /// above this, the open row groups are written out early, largest first, as for
+    /// `memory_budget_bytes`, until it is under again (default 384 MiB; `None`: off). The
+    /// budget above counts what the encoders report using; this counts what they really
+    /// hold (buffer capacities, dictionaries' hash tables, codec state), and everything
+    /// else the process holds too. A safety net: it trades row-group size for memory, and
+    /// the emulator's data set never reaches the default, even at a million conversations.
+    /// The heap is looked at no more often than every few milliseconds.
+    pub heap_limit_bytes: Option<usize>,
 }
 
 impl Default for WriterOptions {
@@ -98,11 +109,13 @@ impl Default for WriterOptions {
             spill_pages: true,
             // arrow-rs defaults to 1 MiB, 1 MiB and 20,000 rows. A messaging drop has about
             // 480 columns, and with those their encoders alone went past the budget at
-            // 100,000 conversations. With these they hold about 75 MB, and the files come out
-            // within 2% of the same size on the emulator's data set.
-            data_page_bytes: 256 << 10,
-            dictionary_page_bytes: 256 << 10,
-            data_page_rows: 8192,
+            // 100,000 conversations. With these (profiled with heaptrack, benches/RESULTS.md)
+            // peak RSS at 1,000,000 conversations went from 316 to about 240 MiB, and the
+            // files come out within 2% of the size the arrow-rs defaults give.
+            data_page_bytes: 64 << 10,
+            dictionary_page_bytes: 64 << 10,
+            data_page_rows: 4096,
+            heap_limit_bytes: Some(384 << 20),
         }
     }
 }
@@ -119,6 +132,11 @@ pub struct MemoryStats {
     pub peak_buffered_bytes: usize,
     /// Row groups written out early because the total went past the budget.
     pub budget_flushes: u64,
+    /// Row groups written out early because the process's heap went past
+    /// [`WriterOptions::heap_limit_bytes`].
+    pub heap_flushes: u64,
+    /// The most heap the process held when the writer looked (0: never looked).
+    pub peak_heap_bytes: usize,
 }
 
 impl WriterOptions {
@@ -170,8 +188,9 @@ struct SpillFile {
     live: usize,
 }
 
-/// Size of a spill file's write buffer.
-const SPILL_BUFFER: usize = 256 << 10;
+/// Size of a spill file's write buffer: a few pages (every table has one while its row group
+/// is open).
+const SPILL_BUFFER: usize = 64 << 10;
 
 impl SpillFile {
     fn new(dir: &Path) -> io::Result<Self> {
@@ -540,6 +559,8 @@ pub struct DropWriter {
     quarantine: Option<(String, PathBuf, HashingWriter<BufWriter<File>>)>,
     quarantined: u64,
     memory: MemoryStats,
+    /// When the process's heap was last looked at.
+    heap_checked: Option<Instant>,
     column_mapping: Option<MappingSummary>,
 }
 
@@ -568,6 +589,7 @@ impl DropWriter {
             quarantine: None,
             quarantined: 0,
             memory: MemoryStats::default(),
+            heap_checked: None,
             column_mapping: None,
         }
     }
@@ -634,44 +656,81 @@ impl DropWriter {
         self.tables.iter().map(|t| t.buffered).sum()
     }
 
-    /// While the open row groups hold more than the budget, writes one out: the one holding
-    /// the most memory among those already [`WriterOptions::min_row_group_bytes`] big whose
-    /// memory alone covers the excess, or else simply the one holding the most memory.
-    /// Largest first: a big table comes back to the budget soon and is cut again, while a
-    /// small one keeps growing into one reasonable row group.
+    /// While the open row groups hold more than the budget, writes one out (see
+    /// [`Self::row_group_to_write_out`]); then the same while the process's heap is over
+    /// [`WriterOptions::heap_limit_bytes`].
     fn keep_to_budget(&mut self) -> Result<(), DropError> {
         let mut total = self.buffered_bytes();
         self.memory.peak_buffered_bytes = self.memory.peak_buffered_bytes.max(total);
         let budget = self.options.memory_budget_bytes;
         while total > budget {
-            let excess = total - budget;
-            let candidates = || {
-                self.tables
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.open.is_some() && t.buffered > 0)
-            };
-            let big_enough = candidates()
-                .filter(|(_, t)| {
-                    t.buffered >= excess && t.encoded >= self.options.min_row_group_bytes
-                })
-                .max_by_key(|(_, t)| t.buffered);
-            let Some((chosen, _)) =
-                big_enough.or_else(|| candidates().max_by_key(|(_, t)| t.buffered))
-            else {
-                break;
-            };
-            let table = &mut self.tables[chosen];
-            let before = table.buffered;
-            table.flush_row_group(self.sink.as_ref(), &self.options)?;
-            self.memory.budget_flushes += 1;
-            if table.buffered >= before {
-                // Nothing came free; do not spin.
+            if !self.write_out_one(Some(total - budget))? {
                 break;
             }
+            self.memory.budget_flushes += 1;
             total = self.buffered_bytes();
         }
+        self.keep_to_heap_limit()
+    }
+
+    /// How often the heap is looked at: `mallinfo2` walks the allocator's free lists under
+    /// its locks, so not on every batch.
+    const HEAP_CHECK_INTERVAL: Duration = Duration::from_millis(5);
+
+    fn keep_to_heap_limit(&mut self) -> Result<(), DropError> {
+        let Some(limit) = self.options.heap_limit_bytes else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if self
+            .heap_checked
+            .is_some_and(|t| now.duration_since(t) < Self::HEAP_CHECK_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.heap_checked = Some(now);
+        let Some(mut heap) = crate::heap::heap_in_use() else {
+            return Ok(());
+        };
+        self.memory.peak_heap_bytes = self.memory.peak_heap_bytes.max(heap);
+        while heap > limit {
+            if !self.write_out_one(None)? {
+                break;
+            }
+            self.memory.heap_flushes += 1;
+            heap = crate::heap::heap_in_use().unwrap_or(0);
+        }
         Ok(())
+    }
+
+    /// Writes out one open row group to free memory; false when none freed any. The one
+    /// chosen holds the most memory among those already
+    /// [`WriterOptions::min_row_group_bytes`] big (and, given an `excess` over the budget,
+    /// whose memory alone covers it), or else simply the one holding the most memory.
+    /// Largest first: a big table comes back to the limit soon and is cut again, while a
+    /// small one keeps growing into one reasonable row group.
+    fn write_out_one(&mut self, excess: Option<usize>) -> Result<bool, DropError> {
+        let candidates = || {
+            self.tables
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.open.is_some() && t.buffered > 0)
+        };
+        let big_enough = candidates()
+            .filter(|(_, t)| {
+                excess.is_none_or(|excess| t.buffered >= excess)
+                    && t.encoded >= self.options.min_row_group_bytes
+            })
+            .max_by_key(|(_, t)| t.buffered);
+        let Some((chosen, _)) = big_enough.or_else(|| candidates().max_by_key(|(_, t)| t.buffered))
+        else {
+            return Ok(false);
+        };
+        let table = &mut self.tables[chosen];
+        let before = table.buffered;
+        table.flush_row_group(self.sink.as_ref(), &self.options)?;
+        // Nothing came free: do not spin.
+        Ok(table.buffered < before)
     }
 
     /// Keeps a record that could not be read, with its reason.
@@ -727,6 +786,7 @@ impl DropWriter {
             quarantine,
             quarantined,
             memory: _,
+            heap_checked: _,
             column_mapping,
         } = self;
         let mut entries = Vec::with_capacity(tables.len());

@@ -326,3 +326,56 @@ fn spilled_pages_keep_row_groups_large_and_memory_small() {
     let actual = arrow::compute::concat_batches(&schema, &read).unwrap();
     assert_eq!(expected, actual);
 }
+
+/// The heap limit counts the process's real heap (glibc's own figure), not the encoders'
+/// estimate: below what the process holds, every look at the heap writes row groups out
+/// early, the writer never spins, and every row still reaches its file. Other tests of this
+/// binary allocate at the same time, which only adds to the heap seen.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_heap_limit_below_the_heap_writes_row_groups_out_early_and_loses_nothing() {
+    let write = |heap_limit_bytes| {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WriterOptions {
+            heap_limit_bytes,
+            min_row_group_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let mut writer = DropWriter::new(
+            Arc::new(LocalSink::new(dir.path())),
+            layout(),
+            &MESSAGING_TABLES,
+            options,
+        );
+        let mut noise = Noise(5);
+        let mut rows = 0;
+        for _ in 0..30 {
+            let b = batch(table("messages"), 500, 32, &mut noise);
+            rows += b.num_rows() as u64;
+            writer.write_batch("messages", &b).unwrap();
+            // The heap is looked at no more often than every few milliseconds.
+            std::thread::sleep(std::time::Duration::from_millis(6));
+        }
+        let stats = writer.memory_stats();
+        let manifest = writer.commit(info()).unwrap().manifest;
+        assert_eq!(rows_of(&manifest, "messages"), rows);
+        let groups: usize = row_groups(dir.path(), &manifest, "messages")
+            .iter()
+            .map(Vec::len)
+            .sum();
+        (stats, groups)
+    };
+    let (limited, limited_groups) = write(Some(1));
+    assert!(limited.peak_heap_bytes > 0, "the heap was never looked at");
+    assert!(limited.heap_flushes >= 10, "{limited:?}");
+    assert!(limited_groups >= 10, "{limited_groups} row groups");
+    assert_eq!(
+        limited.budget_flushes, 0,
+        "the estimate's budget was not the cause"
+    );
+
+    let (unlimited, unlimited_groups) = write(None);
+    assert_eq!(unlimited.heap_flushes, 0);
+    assert_eq!(unlimited.peak_heap_bytes, 0, "no limit, no look");
+    assert_eq!(unlimited_groups, 1);
+}
