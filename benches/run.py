@@ -144,10 +144,14 @@ print(json.dumps({"groups": groups, "smallest": smallest, "table": where}))
 
 
 def writer_memory(stderr):
-    """The drop writer's peak buffered bytes and budget flushes, from convert's debug log."""
-    peak = re.search(r"peak_buffered_bytes=(\d+)", stderr)
-    flushes = re.search(r"budget_flushes=(\d+)", stderr)
-    return (int(peak.group(1)) if peak else None, int(flushes.group(1)) if flushes else None)
+    """From convert's debug log: the drop writer's peak buffered bytes (the encoders' own count),
+    row groups written early for its budget, the process's peak heap as glibc counted it when
+    the writer looked, and row groups written early for the heap limit."""
+    def field(name):
+        m = re.search(name + r"=(\d+)", stderr)
+        return int(m.group(1)) if m else None
+    return (field("peak_buffered_bytes"), field("budget_flushes"), field("peak_heap_bytes"),
+            field("heap_flushes"))
 
 
 def dir_bytes(path):
@@ -294,36 +298,42 @@ def measure_sync_rate(scratch, rps, latency_ms, per_day, repeat):
 # Where the memory goes: a profile made by hand (not by this script), kept with the results.
 MEMORY_PROFILE = [
     "",
-    "### Where convert's memory goes (profiled 2026-11-21, before the de-duplication change)",
+    "### Where convert's memory goes (profiled 2026-11-21)",
     "",
-    "`heaptrack` on `lpdrop convert --input -` fed 10,000 / 30,000 / 100,000 streamed conversations"
-    " (`heaptrack_print --flamegraph-cost-type peak`, grouped by call site), and `ru_maxrss` of the same runs"
-    " with allocator settings:",
+    "`heaptrack` on `lpdrop convert --input -` fed 10,000 / 100,000 / 300,000 streamed conversations"
+    " (`heaptrack_print --flamegraph-cost-type peak`, the peak grouped by the nearest non-allocator call"
+    " sites), and `ru_maxrss` and glibc's own heap count (`mallinfo2`) of the same runs:",
     "",
-    "- Live heap at its peak: 119 MB / 156 MB / 188 MB; RSS 173 / 257 MiB at 10,000 / 100,000. So of the"
-    " +84 MiB of RSS, about 69 MB is memory in use and the rest allocator overhead.",
-    "- The growth is the parquet column writers of the open row groups: the encoders' value buffers"
-    " (`encode`/`write_gather`, `write_slice`: +29 MB), dictionary hash tables (+6 MB), snappy block tables and"
-    " compressed-page buffers (+5 MB), the spill files' write buffers (+4.5 MB), and the table buffers' string"
-    " builders (+5 MB). A messaging drop has about 480 columns; each grows toward its page size (256 KiB),"
-    " dictionary size (256 KiB) and codec state as rows reach it, and sparse columns (surveys, rich content)"
-    " need many conversations to get there, so the sum keeps rising slowly towards that ceiling.",
-    "- The writer's budget counts `ArrowWriter::memory_size` (bytes in use, not capacity, nor codec"
-    " tables): 61 -> 75 MiB of it. A 32 MiB budget (181 row groups written early) still went 156 -> 208 MiB"
-    " RSS from 10,000 to 100,000, so lowering the budget does not flatten it.",
-    "- Allocator, RSS at 100,000 (257 MiB with glibc defaults): `MALLOC_ARENA_MAX=2` 238, `=1` 224;"
-    " jemalloc and mimalloc (`LD_PRELOAD`) 252 and 253, and worse at 10,000 (188, 190 against 173), so no"
-    " global allocator was added; `MALLOC_MMAP_THRESHOLD_=131072` (no dynamic mmap threshold) 202.",
-    "- The same fixed mmap threshold on this build (sorted de-duplication set), streamed, one turn each"
-    " (18:25 UTC): 144 MiB at 10,000 and 234 MiB at 1,000,000 (1.63x; with glibc's defaults 179 and 316, 1.76x).",
-    "- 64 KiB pages with 128 KiB dictionaries: 234 (-15 MiB); with the mmap threshold as well: 132 / 193 /"
-    " 212 MiB at 10,000 / 100,000 / 300,000 (flatter, still not within 1.2x). Page-level statistics off"
-    " (chunk only) and 64 MB files: no change (252, 253), so the page index and file metadata are not it.",
-    "- The de-duplication set was a `HashSet<u64>`: 18 to 27 bytes per conversation (27 MB at a million);"
-    " it is now a sorted vector of the hashes, 8 bytes per conversation, the one part meant to grow.",
-    "- What would close the gap: a budget fed by what the encoders really hold (capacities and codec"
-    " state: an upstream `memory_size` change, or the allocator's own count of bytes allocated), smaller"
-    " pages and dictionaries for sparse columns, and a fixed mmap threshold set at start-up (`mallopt`).",
+    "- With the old defaults (256 KiB pages and dictionaries, pages cut at 8,192 rows, glibc's dynamic"
+    " mmap threshold): RSS 179 / 257 / 316 MiB at 10,000 / 100,000 / 1,000,000. The live heap grew by"
+    " 64 MB from 10,000 to 100,000, of which the encoders reported 15 MB (`ArrowWriter::memory_size`, what"
+    " the writer's budget counts): it counts bytes used, not capacities, hash tables or codec state.",
+    "- The largest growth was `write_gather` in the byte-array encoders (16 -> 37 MB): a dictionary-encoded"
+    " column keeps a `Vec<u64>` of indices for the page being built, 8 bytes per row up to the page's row"
+    " limit, and its capacity stays. Then the primitive encoders' buffers (+9 MB), dictionaries' hash tables"
+    " (+6 MB), snappy's block tables (+5 MB) and the spill files' write buffers (+5 MB). Sparse columns reach"
+    " these sizes only after many conversations, which is why memory kept rising with the job's size.",
+    "- Changed (commit c781dea): pages of at most 64 KiB or 4,096 rows, dictionaries of at most 64 KiB"
+    " (the files come out 2% larger: 275 against 269 MB at 100,000), spill buffers of 64 KiB, and glibc's"
+    " mmap threshold fixed at 1 MiB at start-up (with a dynamic threshold, freed 2 MB pages and encoder"
+    " buffers come back from the heap and fragment it; 128 KiB fixed gave the same RSS and cost 20% of"
+    " the throughput in `mmap`/`munmap`, 1 MiB costs nothing measurable). Streamed, one turn each: 135 /"
+    " 187 MiB at 10,000 / 100,000 (was 179 / 257), and about 240 MiB at 1,000,000 (was 316).",
+    "- Still growing after the change, from 10,000 to 300,000 (+55 MB of live heap): the page index of the"
+    " open files (offset index, column index, level histograms: +15 MB; held until a file closes at 256 MiB,"
+    " since the format puts it at the end), the encoders and dictionaries of sparse columns (+15 MB), the"
+    " decoding pipeline at full depth (+10 MB; at 10,000 the job ends before its queues fill), snappy"
+    " tables (+3 MB) and the de-duplication set (8 bytes per conversation, 8 MB at a million: the one part"
+    " meant to grow). The table buffers' string builders (about 40 MB) are there from the first pages.",
+    "- Tried and not kept: a heap limit low enough to flatten memory (96 or 128 MiB, read from glibc"
+    " every few milliseconds) wrote 260 to 600 row groups early at 100,000 conversations, of 0.4 MB each:"
+    " 130 / 151 MiB, within 1.2x, but row groups 100 times smaller than readers want (pitfalls P7). The"
+    " limit is kept as a safety net at 384 MiB (`--memory-limit-mb`), which these runs never reach."
+    " jemalloc and mimalloc (`LD_PRELOAD`): no better than glibc. `MALLOC_ARENA_MAX=2`: -2 MiB.",
+    "- What would close the gap to 1.2x: files closed at a smaller size (the page index is bounded by the"
+    " file), or an upstream option to leave the level histograms out of the page index; indices of"
+    " dictionary pages kept as 16 or 32 bits instead of 64 (arrow-rs); and a pipeline sized to its"
+    " steady state from the start. None of these is a setting today.",
 ]
 
 
@@ -442,7 +452,7 @@ def main():
             written = json.load(open(manifests[0]))["source"]["conversations"] if manifests else None
             if written != n:
                 sys.exit(f"convert wrote {written} conversations, expected {n}")
-            peak_buffered, budget_flushes = writer_memory(err)
+            peak_buffered, budget_flushes, peak_heap, heap_flushes = writer_memory(err)
             groups = row_group_stats(python, drop_dir)
 
             duck = None
@@ -460,6 +470,7 @@ def main():
             rows.append(dict(n=n, mb=mb, dump_s=dump_s, value_s=value_s, typed_s=typed_s,
                              conv_s=conv_s, conv_rss=conv_rss, duck_s=duck_s, duck_rss=duck_rss,
                              stream=stream, peak_buffered=peak_buffered, budget_flushes=budget_flushes,
+                             peak_heap=peak_heap, heap_flushes=heap_flushes,
                              groups=groups, load=load))
             print(f"  convert {mb / conv_s:.0f} MB/s, {conv_s:.1f} s, peak RSS {conv_rss:.0f} MiB", flush=True)
             if not args.keep:
@@ -528,16 +539,17 @@ def main():
         "",
         "Memory and row groups of the same runs:",
         "",
-        "| conversations | convert peak RSS MiB | vs the first size | writer's open row groups, peak MiB | row groups written early for the memory budget | row groups | smallest row group not last in its file, MB |",
-        "|---|---|---|---|---|---|---|",
+        "| conversations | convert peak RSS MiB | vs the first size | peak heap MiB (glibc) | writer's open row groups, peak MiB (encoders' count) | row groups written early for the budget / the heap limit | row groups | smallest row group not last in its file, MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         g = r["groups"] or {}
         smallest = (f"{g['smallest'] / 1e6:.1f} ({g['table']})" if g.get("smallest") is not None else "-")
         lines.append(
             f"| {r['n']:,} | {r['conv_rss']:.0f} | {r['conv_rss'] / first['conv_rss']:.2f}x | "
+            + (f"{r['peak_heap'] / 2**20:.0f}" if r.get("peak_heap") else "-") + " | "
             + (f"{r['peak_buffered'] / 2**20:.0f}" if r["peak_buffered"] is not None else "-") + " | "
-            + (f"{r['budget_flushes']}" if r["budget_flushes"] is not None else "-") + " | "
+            + (f"{r['budget_flushes']} / {r.get('heap_flushes')}" if r["budget_flushes"] is not None else "-") + " | "
             + (f"{g['groups']}" if g else "-") + f" | {smallest} |"
         )
     lines += [
