@@ -375,7 +375,8 @@ pub(crate) struct ApiTuning {
         value_name = "N"
     )]
     api_concurrency: usize,
-    /// Requests per second per process (unlimited when not given), e.g. 10.
+    /// Requests per second per process at most, e.g. 10. Without it the pace is found from the
+    /// API's 429s.
     #[arg(long, env = "LPDROP_API_MAX_RPS", value_name = "RATE")]
     api_max_rps: Option<f64>,
     /// Attempts per request, the first included.

@@ -8,9 +8,12 @@
 //!
 //! Every request of a [`Client`] and of its clones (search pages, get-by-id, account
 //! configuration, Domain API lookups, logins) waits for one of [`ClientConfig::concurrency`]
-//! slots and, when [`ClientConfig::max_requests_per_second`] is set, for a token of one shared
-//! token bucket. A 429 that carries `Retry-After` holds back every request of the client for
-//! that long; one without it backs off only the request that got it.
+//! slots, held until its answer is in (not while the answer is checked), and for a token of one
+//! shared pace. LivePerson publishes no rate: the pace is found from its 429s (additive
+//! increase, multiplicative decrease; see `limiter.rs`). There is none until the first 429,
+//! unless [`ClientConfig::max_requests_per_second`] is set: then it starts there and never goes
+//! above it. A 429 backs off the request that got it (from 1 s, doubling) and lowers the pace
+//! of all; one that carries `Retry-After` also holds back every request for that long.
 //!
 //! # Retries
 //!
@@ -51,7 +54,7 @@ use tokio::time::Instant;
 pub use crate::auth::Auth;
 use crate::auth::{self, Session};
 use crate::lenient::{Bool, Text};
-use crate::limiter::Limiter;
+use crate::limiter::{Limiter, Outcome};
 use crate::oauth1::{self, ApiKey, Nonce};
 use crate::page::{parse_entity_list, parse_envelope};
 use crate::window::{MAX_CHAT_SEARCH_SPAN_MS, MAX_SEARCH_SPAN_MS, ROUNDING_MS, Window};
@@ -222,10 +225,12 @@ pub struct ClientConfig {
     pub page_size: u32,
     /// Requests in flight at once, across every request of the client and its clones.
     pub concurrency: usize,
-    /// Requests per second across the client and its clones (a token bucket); `None` for no
-    /// limit. LivePerson publishes no number; it answers 429 when an account asks too much.
+    /// Requests per second across the client and its clones at most (a token bucket): the pace
+    /// starts there, a 429 lowers it, and it climbs back to it. `None`: no pace until the first
+    /// 429, then one found from the 429s. LivePerson publishes no number; it answers 429 when
+    /// an account asks too much.
     pub max_requests_per_second: Option<f64>,
-    /// Requests the token bucket lets through at once after idling (at least 1).
+    /// Requests the pace lets through at once after idling (at least 1).
     pub rate_burst: u32,
     /// Time limit of one request, answer included.
     pub request_timeout: Duration,
@@ -1039,7 +1044,7 @@ impl Client {
             } else {
                 None
             };
-            let permit = self.inner.limiter.acquire().await;
+            let slot = self.inner.limiter.acquire().await;
             let mut req = self
                 .inner
                 .http
@@ -1055,59 +1060,70 @@ impl Client {
                 req = req.header("Content-Type", *content_type).body(body.clone());
             }
             let sent = Instant::now();
-            // The HTTP status once the whole answer is in (none: a connection or timeout error).
-            let mut answered = None;
-            let (error, retry_after) = match req.send().await {
-                Err(e) => (transport_error(&call.what, e), None),
+            // The whole answer (status, Retry-After, headers, body), or why none came.
+            let received = match req.send().await {
+                Err(e) => Err((transport_error(&call.what, e), None)),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
                     let headers = resp.headers().clone();
-                    let body = resp.bytes().await;
-                    answered = body.as_ref().ok().map(|_| status);
-                    match body {
-                        Err(e) => (transport_error(&call.what, e), retry_after),
-                        Ok(body) if (200..300).contains(&status) || status == 304 => {
-                            let checked = if status == 304 {
-                                Ok(())
-                            } else {
-                                (call.check)(&body)
-                            };
-                            match checked {
-                                Ok(()) => {
-                                    record_attempt(api, answered, sent.elapsed());
-                                    return Ok(Answer {
-                                        status,
-                                        headers,
-                                        body,
-                                    });
-                                }
-                                Err(reason) => (
-                                    Error::Response {
-                                        request: call.what.clone(),
-                                        reason,
-                                    },
-                                    None,
-                                ),
-                            }
-                        }
-                        Ok(body) => (
-                            Error::Status {
-                                request: call.what.clone(),
-                                status,
-                                body: if call.quote_body {
-                                    snippet(&body)
-                                } else {
-                                    "(answer not shown)".into()
-                                },
-                            },
-                            retry_after,
-                        ),
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, headers, body, retry_after)),
+                        Err(e) => Err((transport_error(&call.what, e), retry_after)),
                     }
                 }
             };
-            drop(permit);
-            record_attempt(api, answered, sent.elapsed());
+            let took = sent.elapsed();
+            // The answer is in: the slot (a request at the server) is free before the body is
+            // checked, which for a search page means parsing all of its 2 MB. A 429 may lower
+            // the shared pace.
+            let answered = received.as_ref().ok().map(|(status, ..)| *status);
+            let outcome = match answered {
+                Some(429) => Outcome::Throttled,
+                Some(_) => Outcome::Answered,
+                None => Outcome::NoAnswer,
+            };
+            self.inner.limiter.release(slot, outcome);
+            let (error, retry_after) = match received {
+                Err(failed) => failed,
+                Ok((status, headers, body, _)) if (200..300).contains(&status) || status == 304 => {
+                    let checked = if status == 304 {
+                        Ok(())
+                    } else {
+                        (call.check)(&body)
+                    };
+                    match checked {
+                        Ok(()) => {
+                            record_attempt(api, answered, took);
+                            return Ok(Answer {
+                                status,
+                                headers,
+                                body,
+                            });
+                        }
+                        Err(reason) => (
+                            Error::Response {
+                                request: call.what.clone(),
+                                reason,
+                            },
+                            None,
+                        ),
+                    }
+                }
+                Ok((status, _, body, retry_after)) => (
+                    Error::Status {
+                        request: call.what.clone(),
+                        status,
+                        body: if call.quote_body {
+                            snippet(&body)
+                        } else {
+                            "(answer not shown)".into()
+                        },
+                    },
+                    retry_after,
+                ),
+            };
+            record_attempt(api, answered, took);
             if error.status() == Some(401)
                 && !renewed
                 && self.inner.auth.renewable()
