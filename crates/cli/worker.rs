@@ -25,7 +25,7 @@ use lpdrop_drop::{JobRef, Manifest};
 use lpdrop_jobs::{
     Counts, DropRecord, FailOutcome, Heartbeat, JobState, Lease, Queue, QueueError, backoff, fmt_ms,
 };
-use lpdrop_liveperson::{SearchFilters, Window};
+use lpdrop_liveperson::{ClientConfig, RequestBudget, SearchFilters, Window};
 use lpdrop_metrics::HealthState;
 use tokio::sync::watch;
 
@@ -96,6 +96,26 @@ struct Settings {
     lp: LpKeys,
     s3: S3Args,
     output: crate::Output,
+    /// Each account's request budget, shared by every job of this process: the API limits
+    /// are the account's, and a pace found from 429s by one job serves the next.
+    budgets: std::sync::Mutex<std::collections::HashMap<String, RequestBudget>>,
+}
+
+impl Settings {
+    /// The LivePerson client settings for a job of `account_id`, with the account's shared
+    /// request budget.
+    fn client_config(&self, account_id: &str) -> Result<ClientConfig> {
+        let mut config = self.lp.client_config(account_id)?;
+        let budget = self
+            .budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(account_id.to_string())
+            .or_insert_with(|| RequestBudget::new(&config))
+            .clone();
+        config.budget = Some(budget);
+        Ok(config)
+    }
 }
 
 /// What this worker did, for the summary.
@@ -181,6 +201,7 @@ pub async fn run(queue_url: &str, args: WorkerArgs, output: crate::Output) -> Re
         lp: (*args.lp).clone(),
         s3: args.s3.clone(),
         output,
+        budgets: Default::default(),
     });
     // Bad API settings would fail every job: refuse them before taking any.
     settings
@@ -753,9 +774,8 @@ async fn execute(
         None
     };
 
-    let lp = &settings.lp;
     let report = run_sync(SyncRequest {
-        client: lp
+        client: settings
             .client_config(&job.spec.account_id)
             .map_err(|e| JobError::Permanent(format!("{e:#}")))?,
         source: crate::table_source(job.spec.source),

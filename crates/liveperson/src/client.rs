@@ -236,6 +236,40 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub retry: RetryPolicy,
     pub max_hits_per_window: u64,
+    /// A request budget to share with other clients of the same account, instead of a fresh
+    /// one made from `concurrency`, `max_requests_per_second` and `rate_burst` (which the
+    /// shared budget was made from). See [`RequestBudget`].
+    pub budget: Option<RequestBudget>,
+}
+
+/// One account's request budget: its request slots and its pace (see [`crate::client`]'s
+/// notes on rate limits). Every clone of a [`Client`] shares its budget; a worker also gives
+/// the same one to every job of an account, so that `--api-concurrency` and `--api-max-rps`
+/// hold for the whole process, and a pace found from the API's 429s by one job carries over
+/// to the next instead of being found again.
+#[derive(Clone)]
+pub struct RequestBudget(Arc<Limiter>);
+
+impl RequestBudget {
+    /// A fresh budget with the configuration's slots, rate ceiling and burst.
+    pub fn new(config: &ClientConfig) -> Self {
+        RequestBudget(Arc::new(Limiter::new(
+            config.concurrency,
+            config.max_requests_per_second,
+            config.rate_burst,
+        )))
+    }
+
+    /// Whether two handles are the same budget.
+    pub fn same_as(&self, other: &RequestBudget) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for RequestBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBudget").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for ClientConfig {
@@ -271,6 +305,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             max_hits_per_window: DEFAULT_MAX_HITS_PER_WINDOW,
+            budget: None,
         }
     }
 
@@ -499,7 +534,7 @@ struct Inner {
     msg_hist: OnceLock<String>,
     /// Service name → base URL, from the Domain API.
     services: Mutex<HashMap<String, String>>,
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     session: tokio::sync::Mutex<Option<Session>>,
 }
 
@@ -562,11 +597,11 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 auth: config.effective_auth(),
-                limiter: Limiter::new(
-                    config.concurrency,
-                    config.max_requests_per_second,
-                    config.rate_burst,
-                ),
+                limiter: config
+                    .budget
+                    .clone()
+                    .unwrap_or_else(|| RequestBudget::new(&config))
+                    .0,
                 config,
                 origin,
                 domain_base,

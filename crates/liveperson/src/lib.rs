@@ -43,7 +43,7 @@ pub use auth::Auth;
 pub use chat_records::ChatRecord;
 pub use client::{
     AccountConfigAnswer, AccountEntity, Client, ClientConfig, Error, FetchStats, FetchedPage,
-    Filters, RetryPolicy, SearchFilters,
+    Filters, RequestBudget, RetryPolicy, SearchFilters,
 };
 pub use records::Conversation;
 pub use window::Window;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{DAY_MS, collect, start, window};
 use lpdrop_emulator::EmulatorConfig;
-use lpdrop_liveperson::{Client, RetryPolicy, SearchFilters};
+use lpdrop_liveperson::{Client, RequestBudget, RetryPolicy, SearchFilters};
 
 const LIMIT: f64 = 50.0;
 
@@ -100,6 +100,24 @@ async fn the_pace_adapts_to_an_unknown_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clones_share_one_budget() {
+    let (emulator, cc) = limited_to_40_per_s().await;
+    let client = Client::connect(cc).await.unwrap();
+    two_clients_stay_at_40_per_s(&emulator, &client, &client.clone()).await;
+    emulator.shutdown().await;
+}
+
+/// A worker gives every job of an account one budget: two clients made from it pace together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_given_one_budget_share_it() {
+    let (emulator, mut cc) = limited_to_40_per_s().await;
+    cc.budget = Some(RequestBudget::new(&cc));
+    let a = Client::connect(cc.clone()).await.unwrap();
+    let b = Client::connect(cc).await.unwrap();
+    two_clients_stay_at_40_per_s(&emulator, &a, &b).await;
+    emulator.shutdown().await;
+}
+
+async fn limited_to_40_per_s() -> (lpdrop_emulator::Emulator, lpdrop_liveperson::ClientConfig) {
     let cfg = EmulatorConfig {
         per_day: 48,
         ..EmulatorConfig::default()
@@ -108,8 +126,14 @@ async fn clones_share_one_budget() {
     let mut cc = common::client_config(&emulator, &cfg);
     cc.max_requests_per_second = Some(40.0);
     cc.page_size = 4;
-    let client = Client::connect(cc).await.unwrap();
-    let other = client.clone();
+    (emulator, cc)
+}
+
+async fn two_clients_stay_at_40_per_s(
+    emulator: &lpdrop_emulator::Emulator,
+    client: &Client,
+    other: &Client,
+) {
     let before = emulator.stats().requests;
     let started = Instant::now();
     let a = collect(|tx| {
@@ -138,5 +162,4 @@ async fn clones_share_one_budget() {
         "{requests} requests in {elapsed:?}"
     );
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
-    emulator.shutdown().await;
 }
