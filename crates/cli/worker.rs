@@ -96,25 +96,34 @@ struct Settings {
     lp: LpKeys,
     s3: S3Args,
     output: crate::Output,
-    /// Each account's request budget, shared by every job of this process: the API limits
-    /// are the account's, and a pace found from 429s by one job serves the next.
-    budgets: std::sync::Mutex<std::collections::HashMap<String, RequestBudget>>,
+    budgets: AccountBudgets,
 }
 
 impl Settings {
     /// The LivePerson client settings for a job of `account_id`, with the account's shared
     /// request budget.
     fn client_config(&self, account_id: &str) -> Result<ClientConfig> {
-        let mut config = self.lp.client_config(account_id)?;
+        Ok(self.budgets.share(self.lp.client_config(account_id)?))
+    }
+}
+
+/// Each account's request budget, shared by every job of this process: the API limits are
+/// the account's, and a pace found from 429s by one job serves the next.
+#[derive(Default)]
+struct AccountBudgets(std::sync::Mutex<std::collections::HashMap<String, RequestBudget>>);
+
+impl AccountBudgets {
+    /// `config` with its account's budget, made from `config` the first time.
+    fn share(&self, mut config: ClientConfig) -> ClientConfig {
         let budget = self
-            .budgets
+            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(account_id.to_string())
+            .entry(config.account_id.clone())
             .or_insert_with(|| RequestBudget::new(&config))
             .clone();
         config.budget = Some(budget);
-        Ok(config)
+        config
     }
 }
 
@@ -853,4 +862,26 @@ fn planned_from(d: &DropRecord) -> Result<PlannedDrop, JobError> {
         JobError::Permanent(format!("recorded drop time {} is invalid", d.created_at_ms))
     })?;
     Ok(PlannedDrop { id, created_at })
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use lpdrop_liveperson::oauth1::ApiKey;
+
+    #[test]
+    fn jobs_of_one_account_share_a_budget_and_other_accounts_get_their_own() {
+        let budgets = AccountBudgets::default();
+        let config = |account: &str| {
+            budgets.share(ClientConfig::new(
+                "http://127.0.0.1:1",
+                account,
+                ApiKey::default(),
+            ))
+        };
+        let (a1, a2, b) = (config("111"), config("111"), config("222"));
+        let budget = |c: &ClientConfig| c.budget.clone().expect("a shared budget");
+        assert!(budget(&a1).same_as(&budget(&a2)));
+        assert!(!budget(&a1).same_as(&budget(&b)));
+    }
 }

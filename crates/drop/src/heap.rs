@@ -2,7 +2,7 @@
 //!
 //! The parquet encoders' own estimate ([`parquet::arrow::ArrowWriter::memory_size`]) counts
 //! the bytes they use, not the capacity they hold, nor dictionaries' hash tables and codec
-//! state: about a third of what they really keep once hundreds of sparse columns have grown
+//! state: about a quarter of what they really held as the job grew once hundreds of sparse columns have grown
 //! (benches/RESULTS.md). The allocator knows the true figure.
 
 /// Bytes of heap in use now (allocated and not freed, including blocks the allocator mapped

@@ -657,7 +657,7 @@ impl DropWriter {
     }
 
     /// While the open row groups hold more than the budget, writes one out (see
-    /// [`Self::row_group_to_write_out`]); then the same while the process's heap is over
+    /// [`Self::write_out_one`]); then the same while the process's heap is over
     /// [`WriterOptions::heap_limit_bytes`].
     fn keep_to_budget(&mut self) -> Result<(), DropError> {
         let mut total = self.buffered_bytes();
