@@ -866,3 +866,44 @@ fn parquet_flags_set_the_codec_and_the_row_group_and_file_sizes() {
     assert!(err.contains("--row-group-mb 512"), "{err}");
     assert!(!dir.path().join("never").exists());
 }
+
+/// Issue 13, bug 3: a reader that goes away (`lpdrop schema | head -1`) ends the command
+/// quietly, as Unix tools do: no "panicked ... Broken pipe", exit 0. The pipe is closed before
+/// the first byte is read, so every command's first write meets it.
+#[test]
+fn commands_exit_quietly_when_the_reader_of_stdout_goes_away() {
+    for args in [
+        vec!["schema"],
+        vec!["schema", "--format", "json"],
+        vec!["completions", "bash"],
+        vec!["--help"],
+    ] {
+        let mut child = lpdrop()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+/// Issue 13, bug 1: a Postgres URL may carry its password as a query parameter; `config
+/// check` shows the queue with it masked (and the connection error names the queue masked too).
+#[test]
+fn config_check_masks_a_password_given_as_a_query_parameter() {
+    let out = run(lpdrop().args([
+        "--queue",
+        "postgres://u@127.0.0.1:1/db?password=hunter2-secret&sslmode=disable",
+        "config",
+        "check",
+    ]));
+    let all = output_text(&out);
+    assert!(!all.contains("hunter2-secret"), "{all}");
+    assert!(all.contains("password=***"), "{all}");
+}

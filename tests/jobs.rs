@@ -935,3 +935,50 @@ fn a_job_cancelled_while_running_stops_and_a_retry_reuses_its_drop() {
     check_one_drop_per_job(&queue, &out, per_day, from, to);
     assert_eq!(jobs_json(&queue)[0]["drop"]["root"], root.as_str());
 }
+
+/// Issue 13, bug 2: a key the API rejects fails every attempt alike, so the job is dead at its
+/// first attempt (not failed and retried 5 times with backoff), and `jobs show` says what to
+/// check. Durations take the one grammar here too (`--lease 250ms` was refused before).
+#[test]
+fn a_rejected_key_kills_the_job_at_its_first_attempt_and_says_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db").display().to_string();
+    let out = dir.path().join("out").display().to_string();
+    let emulator = RunningEmulator::start(20);
+    let add = run(with_queue(&queue, emulator.url()).args([
+        "jobs",
+        "add",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        &out,
+    ]));
+    assert!(add.status.success(), "{}", output_text(&add));
+    let worker = run(with_queue(&queue, emulator.url())
+        .env("LP_APP_SECRET", "wrong-s3cret")
+        .args([
+            "worker",
+            "--once",
+            "--lease",
+            "1500ms",
+            "--retry-backoff",
+            "250ms",
+        ]));
+    let stderr = String::from_utf8_lossy(&worker.stderr);
+    assert_eq!(worker.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 job ended dead"), "{stderr}");
+    assert!(!stderr.contains("wrong-s3cret"), "{stderr}");
+    let jobs = jobs_json(&queue);
+    assert_eq!(jobs[0]["state"], "dead");
+    assert_eq!(
+        jobs[0]["attempts"], 1,
+        "one attempt, not {}",
+        jobs[0]["attempts"]
+    );
+    let show = stdout(&run(lpdrop().args(["--queue", &queue, "jobs", "show", "1"])));
+    assert!(show.contains("state          dead"), "{show}");
+    assert!(show.contains("HTTP 401"), "{show}");
+    assert!(show.contains("check LP_APP_KEY, LP_APP_SECRET"), "{show}");
+}

@@ -199,35 +199,13 @@ pub fn is_secret(var: &str) -> bool {
         .any(|s| var.contains(s))
 }
 
-/// A value fit to print: secrets hidden, and the password of a URL (a Postgres queue) masked.
+/// A value fit to print: secrets hidden, and the secrets a URL carries (a Postgres queue's
+/// password, in its user info or as a query parameter) masked.
 pub fn redact(var: &str, value: &str) -> String {
     if is_secret(var) {
         return "******** (set)".to_string();
     }
-    redact_url_password(value)
-}
-
-/// `scheme://user:password@host/...` -> `scheme://user:********@host/...`.
-pub fn redact_url_password(value: &str) -> String {
-    let Some(scheme_end) = value.find("://") else {
-        return value.to_string();
-    };
-    let rest = &value[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return value.to_string();
-    };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return value.to_string();
-    };
-    format!(
-        "{}{}:********{}",
-        &value[..scheme_end + 3],
-        &userinfo[..colon],
-        &rest[at..]
-    )
+    lpdrop_settings::redact_url(value)
 }
 
 #[cfg(test)]
@@ -304,7 +282,15 @@ mod tests {
                 "LPDROP_QUEUE",
                 "postgres://me:pa:ss@db.example.com:5432/q?sslmode=require"
             ),
-            "postgres://me:********@db.example.com:5432/q?sslmode=require"
+            "postgres://me:***@db.example.com:5432/q?sslmode=require"
+        );
+        // A password may also come as a query parameter (issue 13, bug 1).
+        assert_eq!(
+            redact(
+                "LPDROP_QUEUE",
+                "postgres://u@db.example.com/q?password=hunter2&sslmode=require"
+            ),
+            "postgres://u@db.example.com/q?password=***&sslmode=require"
         );
         assert_eq!(redact("LPDROP_QUEUE", "./lpdrop.db"), "./lpdrop.db");
         assert_eq!(

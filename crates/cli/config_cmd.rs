@@ -10,7 +10,10 @@ use lpdrop_liveperson::oauth1::ApiKey;
 use lpdrop_liveperson::{Client, ClientConfig, SearchFilters, Window};
 
 use crate::config::{Applied, Origin, key_of, redact};
-use crate::dest::{Destination, S3Args, open_store};
+use lpdrop_drop::{Destination, open_store};
+
+use crate::out::outln;
+use crate::s3_args::S3Args;
 
 /// Settings `config check` tests; all optional, so it can report what is missing.
 #[derive(clap::Args)]
@@ -53,13 +56,11 @@ pub async fn check(
     known: &[String],
 ) -> Result<()> {
     print_settings(queue, applied, known);
-    let timeout = lpdrop_drop::gc::parse_duration(&args.timeout)
+    let timeout = lpdrop_settings::parse_duration(&args.timeout)
         .map_err(anyhow::Error::msg)
-        .context("--timeout")?
-        .to_std()
         .context("--timeout")?;
-    println!();
-    println!("Connections");
+    outln!();
+    outln!("Connections");
     let checks = [
         ("queue", bounded(timeout, check_queue(queue)).await),
         (
@@ -74,16 +75,16 @@ pub async fn check(
     let mut failed = Vec::new();
     for (what, outcome) in &checks {
         match outcome {
-            Outcome::Ok(m) => println!("  ok    {what:<12} {m}"),
-            Outcome::Skipped(m) => println!("  skip  {what:<12} {m}"),
+            Outcome::Ok(m) => outln!("  ok    {what:<12} {m}"),
+            Outcome::Skipped(m) => outln!("  skip  {what:<12} {m}"),
             Outcome::Fail(m) => {
-                println!("  FAIL  {what:<12} {m}");
+                outln!("  FAIL  {what:<12} {m}");
                 failed.push(*what);
             }
         }
     }
     if failed.is_empty() {
-        println!("\nAll configured connections work.");
+        outln!("\nAll configured connections work.");
         Ok(())
     } else {
         anyhow::bail!("configuration check failed: {}", failed.join(", "))
@@ -93,8 +94,8 @@ pub async fn check(
 /// Every known setting that has a value, where the value comes from, secrets hidden.
 fn print_settings(queue: &str, applied: &Applied, known: &[String]) {
     match &applied.path {
-        Some(p) => println!("Configuration (flags > environment > {})", p.display()),
-        None => println!("Configuration (flags > environment; no --config file)"),
+        Some(p) => outln!("Configuration (flags > environment > {})", p.display()),
+        None => outln!("Configuration (flags > environment; no --config file)"),
     }
     let mut rows = vec![(
         "LPDROP_QUEUE".to_string(),
@@ -108,7 +109,7 @@ fn print_settings(queue: &str, applied: &Applied, known: &[String]) {
     }
     let width = rows.iter().map(|(v, _, _)| v.len()).max().unwrap_or(0);
     for (var, value, origin) in rows {
-        println!(
+        outln!(
             "  {var:<width$}  {value}   ({origin}; file key {})",
             key_of(&var)
         );
@@ -161,7 +162,7 @@ async fn check_destination(args: &CheckArgs) -> Outcome {
                 Err(e) => Outcome::Fail(format!("local folder {}: {e}", path.display())),
             }
         }
-        Ok(Destination::S3(_)) => match open_store(out, &args.s3).await {
+        Ok(Destination::S3(_)) => match open_store(out, &args.s3.settings()).await {
             Ok(_) => Outcome::Ok(format!("{out} is reachable (listing allowed)")),
             Err(e) => Outcome::Fail(format!("{e:#}")),
         },

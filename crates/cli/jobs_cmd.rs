@@ -7,7 +7,9 @@ use lpdrop_jobs::{Job, JobSpec, JobState, ListFilter, Queue, Source, fmt_ms};
 use lpdrop_liveperson::Window;
 
 use crate::SourceKind;
-use crate::dest::Destination;
+use lpdrop_drop::Destination;
+
+use crate::out::{out, outln};
 
 impl From<SourceKind> for Source {
     fn from(s: SourceKind) -> Source {
@@ -119,12 +121,14 @@ pub fn normalize_dest(out: &str) -> Result<String> {
     }
 }
 
+/// A duration flag that must be longer than zero, in milliseconds.
 pub fn parse_duration_ms(s: &str, what: &str) -> Result<i64> {
-    let d = lpdrop_drop::gc::parse_duration(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-    if d.num_milliseconds() <= 0 {
+    let d = lpdrop_settings::parse_duration(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if ms <= 0 {
         bail!("{what} must be longer than zero");
     }
-    Ok(d.num_milliseconds())
+    Ok(ms)
 }
 
 pub async fn run(queue_url: &str, command: JobsCommand) -> Result<()> {
@@ -154,24 +158,24 @@ pub async fn run(queue_url: &str, command: JobsCommand) -> Result<()> {
                 .await?;
             if json {
                 let all: Vec<_> = jobs.iter().map(job_json).collect();
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                outln!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print!("{}", table(&jobs));
+                out!("{}", table(&jobs));
             }
             Ok(())
         }
         JobsCommand::Show { id, json } => show(&queue, id, json).await,
         JobsCommand::Cancel { id } => {
             let job = queue.cancel(id).await?;
-            println!("job {id} is {}", job.state);
+            outln!("job {id} is {}", job.state);
             if let Some(owner) = job.lease_owner.filter(|_| job.started_at_ms.is_some()) {
-                println!("(if {owner} is still running it, it stops at its next heartbeat)");
+                outln!("(if {owner} is still running it, it stops at its next heartbeat)");
             }
             Ok(())
         }
         JobsCommand::Retry { id } => {
             let job = queue.retry(id).await?;
-            println!(
+            outln!(
                 "job {id} is {} again ({} attempts allowed from now)",
                 job.state,
                 job.spec.max_attempts - job.attempts
@@ -192,11 +196,11 @@ pub async fn run(queue_url: &str, command: JobsCommand) -> Result<()> {
             };
             let now = chrono::Utc::now().timestamp_millis();
             match crate::schedule::enqueue_refetch(&queue, &target, now, i64::MAX).await? {
-                Some((id, waiting)) => println!(
+                Some((id, waiting)) => outln!(
                     "Enqueued refetch job {id}: {waiting} conversations of account {account_id} \
                      that were open are read again by id"
                 ),
-                None => println!(
+                None => outln!(
                     "Nothing to refetch for account {account_id}: no open conversation waits, \
                      or a refetch job is pending already"
                 ),
@@ -230,22 +234,22 @@ async fn add(queue: &Queue, args: AddArgs) -> Result<()> {
         })
         .collect();
     let ids = queue.add(&specs).await?;
-    println!(
+    outln!(
         "Enqueued {} job{} for account {}, {source}, {window}, into {dest}",
         ids.len(),
         if ids.len() == 1 { "" } else { "s" },
         args.account_id
     );
     for (id, (from, to)) in ids.iter().zip(&windows).take(20) {
-        println!("  job {id:<6} [{}, {})", fmt_ms(*from), fmt_ms(*to));
+        outln!("  job {id:<6} [{}, {})", fmt_ms(*from), fmt_ms(*to));
     }
     if ids.len() > 20 {
-        println!(
+        outln!(
             "  ... up to job {} (lpdrop jobs list)",
             ids.last().expect("non-empty")
         );
     }
-    println!("Run them with: lpdrop worker (or lpdrop worker --once)");
+    outln!("Run them with: lpdrop worker (or lpdrop worker --once)");
     Ok(())
 }
 
@@ -372,58 +376,59 @@ async fn show(queue: &Queue, id: i64, json: bool) -> Result<()> {
         let mut v = job_json(&job);
         v["attempt_history"] = serde_json::to_value(&attempts)?;
         v["open_conversation_ids"] = serde_json::to_value(&open)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("job {}", job.id);
-    println!("  state          {}", job.state);
-    println!("  account        {}", job.spec.account_id);
-    println!("  source         {}", job.spec.source);
-    println!(
+    outln!("job {}", job.id);
+    outln!("  state          {}", job.state);
+    outln!("  account        {}", job.spec.account_id);
+    outln!("  source         {}", job.spec.source);
+    outln!(
         "  window         [{}, {})",
         fmt_ms(job.spec.window_from_ms),
         fmt_ms(job.spec.window_to_ms)
     );
     if !job.spec.skill_ids.is_empty() {
         let skills: Vec<String> = job.spec.skill_ids.iter().map(i64::to_string).collect();
-        println!("  skills         {}", skills.join(", "));
+        outln!("  skills         {}", skills.join(", "));
     }
-    println!("  destination    {}", job.spec.dest);
-    println!("  origin         {}", job.spec.origin);
-    println!(
+    outln!("  destination    {}", job.spec.dest);
+    outln!("  origin         {}", job.spec.origin);
+    outln!(
         "  attempts       {} of {}",
-        job.attempts, job.spec.max_attempts
+        job.attempts,
+        job.spec.max_attempts
     );
     if let Some(owner) = &job.lease_owner {
         let until = job
             .lease_expires_ms
             .map(|t| format!(", lease until {}", fmt_ms(t)))
             .unwrap_or_default();
-        println!("  worker         {owner}{until}");
+        outln!("  worker         {owner}{until}");
     }
     if job.state == JobState::Failed {
-        println!("  next try       {}", fmt_ms(job.not_before_ms));
+        outln!("  next try       {}", fmt_ms(job.not_before_ms));
     }
     if let Some(d) = &job.drop {
-        println!(
+        outln!(
             "  drop           {} (created {})",
             d.id,
             fmt_ms(d.created_at_ms)
         );
-        println!("  drop root      {}", d.root);
+        outln!("  drop root      {}", d.root);
     }
-    println!("  created        {}", fmt_ms(job.created_at_ms));
+    outln!("  created        {}", fmt_ms(job.created_at_ms));
     for (label, t) in [
         ("started", job.started_at_ms),
         ("finished", job.finished_at_ms),
         ("uploaded", job.uploaded_at_ms),
     ] {
         if let Some(t) = t {
-            println!("  {label:<14} {}", fmt_ms(t));
+            outln!("  {label:<14} {}", fmt_ms(t));
         }
     }
     if let Some(c) = job.counts {
-        println!(
+        outln!(
             "  written        {} conversations ({} still open), {} rows, {} files, {:.1} MB",
             c.conversations,
             c.open_conversations,
@@ -433,19 +438,19 @@ async fn show(queue: &Queue, id: i64, json: bool) -> Result<()> {
         );
     }
     if !open.is_empty() {
-        println!("  open conversations to fetch again: {}", open.len());
+        outln!("  open conversations to fetch again: {}", open.len());
     }
     if let Some(e) = &job.last_error {
-        println!("  last error     {e}");
+        outln!("  last error     {e}");
     }
     if !attempts.is_empty() {
-        println!("  history");
+        outln!("  history");
         for a in &attempts {
             let took = a
                 .ended_at_ms
                 .map(|e| format!(" in {:.1} s", (e - a.started_at_ms) as f64 / 1000.0))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "    #{} {} on {} at {}{took}{}",
                 a.attempt,
                 a.outcome.as_deref().unwrap_or("running"),

@@ -5,32 +5,33 @@
 
 mod config;
 mod config_cmd;
-mod convert;
-mod dest;
+mod drop_cmds;
 mod jobs_cmd;
 mod logging;
+mod out;
 mod parquet_args;
-mod pipeline;
 mod progress;
+mod s3_args;
 mod schedule;
-mod schema_cmd;
-mod sync;
 mod worker;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use lpdrop_drop::Destination;
 use lpdrop_emulator::{Emulator, EmulatorConfig};
 use lpdrop_liveperson::client::DEFAULT_DOMAIN;
 use lpdrop_liveperson::oauth1::ApiKey;
 use lpdrop_liveperson::{ClientConfig, SearchFilters, Window};
+use lpdrop_pipeline::OutputSettings;
+use lpdrop_settings::Duration;
 use lpdrop_tables::ColumnMapping;
 
-use crate::dest::{Destination, S3Args, open_store};
-use crate::sync::{DEFAULT_SUB_WINDOW_MS, SyncRequest, print_summary, run_sync};
+use crate::drop_cmds::print_summary;
+use crate::out::{out, outln};
+use crate::s3_args::S3Args;
 
 #[derive(Parser)]
 #[command(
@@ -152,7 +153,7 @@ enum Command {
         prefix: String,
         /// Grace period: only older leftovers are removed (e.g. 90s, 30m, 24h, 7d).
         #[arg(long, value_name = "DURATION")]
-        older_than: String,
+        older_than: Duration,
         /// List what would be removed without removing it.
         #[arg(long)]
         dry_run: bool,
@@ -252,9 +253,37 @@ enum Command {
     ///
     /// Example: lpdrop schema --format markdown
     Schema {
-        #[arg(long, value_enum, default_value_t = schema_cmd::SchemaFormat::Markdown)]
-        format: schema_cmd::SchemaFormat,
+        #[arg(long, value_enum, default_value_t = SchemaFormat::Markdown)]
+        format: SchemaFormat,
     },
+}
+
+/// `lpdrop schema --format`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchemaFormat {
+    /// A data dictionary for people.
+    Markdown,
+    /// The machine-readable definitions, as in `schemas/`.
+    Json,
+    /// Athena (Glue) external tables partitioned by drop, and `*_latest` views.
+    Athena,
+    /// Spark SQL tables over the drops (`CREATE TABLE ... USING parquet`), and `*_latest` views.
+    Spark,
+    /// DuckDB views over `read_parquet` globs, and `*_latest` views.
+    Duckdb,
+}
+
+impl From<SchemaFormat> for lpdrop_tables::ddl::SchemaFormat {
+    fn from(f: SchemaFormat) -> Self {
+        use lpdrop_tables::ddl::SchemaFormat as F;
+        match f {
+            SchemaFormat::Markdown => F::Markdown,
+            SchemaFormat::Json => F::Json,
+            SchemaFormat::Athena => F::Athena,
+            SchemaFormat::Spark => F::Spark,
+            SchemaFormat::Duckdb => F::Duckdb,
+        }
+    }
 }
 
 /// The emulator's synthetic data set.
@@ -322,16 +351,11 @@ enum SourceKind {
 
 impl From<SourceKind> for lpdrop_tables::Source {
     fn from(s: SourceKind) -> Self {
-        table_source(lpdrop_jobs::Source::from(s))
-    }
-}
-
-/// The tables a job's source fills (the queue and the table crate each name the sources).
-fn table_source(s: lpdrop_jobs::Source) -> lpdrop_tables::Source {
-    match s {
-        lpdrop_jobs::Source::Messaging => lpdrop_tables::Source::Messaging,
-        lpdrop_jobs::Source::Chat => lpdrop_tables::Source::Chat,
-        lpdrop_jobs::Source::Dimensions => lpdrop_tables::Source::Dimensions,
+        match s {
+            SourceKind::Messaging => lpdrop_tables::Source::Messaging,
+            SourceKind::Chat => lpdrop_tables::Source::Chat,
+            SourceKind::Dimensions => lpdrop_tables::Source::Dimensions,
+        }
     }
 }
 
@@ -394,7 +418,7 @@ pub(crate) struct ApiTuning {
         default_value = "1s",
         value_name = "DURATION"
     )]
-    api_throttle_delay: String,
+    api_throttle_delay: Duration,
     /// Wait after a 5xx or a broken connection (times the attempt number, then doubling).
     #[arg(
         long,
@@ -402,7 +426,7 @@ pub(crate) struct ApiTuning {
         default_value = "5s",
         value_name = "DURATION"
     )]
-    api_retry_delay: String,
+    api_retry_delay: Duration,
     /// Time limit of one request, answer included.
     #[arg(
         long,
@@ -410,21 +434,7 @@ pub(crate) struct ApiTuning {
         default_value = "120s",
         value_name = "DURATION"
     )]
-    api_timeout: String,
-}
-
-/// `90s`, `250ms`, `5m` ... as a std duration.
-fn flag_duration(value: &str, flag: &str) -> Result<std::time::Duration> {
-    if let Some(ms) = value.strip_suffix("ms") {
-        let ms: u64 = ms
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{flag}: {value:?} is not a duration"))?;
-        return Ok(std::time::Duration::from_millis(ms));
-    }
-    lpdrop_drop::gc::parse_duration(value)
-        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?
-        .to_std()
-        .map_err(|_| anyhow::anyhow!("{flag}: {value:?} must not be negative"))
+    api_timeout: Duration,
 }
 
 impl ApiTuning {
@@ -440,11 +450,9 @@ impl ApiTuning {
         config.concurrency = self.api_concurrency;
         config.max_requests_per_second = self.api_max_rps;
         config.retry.max_attempts = self.api_attempts;
-        config.retry.throttle_delay =
-            flag_duration(&self.api_throttle_delay, "--api-throttle-delay")?;
-        config.retry.server_error_delay =
-            flag_duration(&self.api_retry_delay, "--api-retry-delay")?;
-        config.request_timeout = flag_duration(&self.api_timeout, "--api-timeout")?;
+        config.retry.throttle_delay = self.api_throttle_delay.get();
+        config.retry.server_error_delay = self.api_retry_delay.get();
+        config.request_timeout = self.api_timeout.get();
         Ok(())
     }
 }
@@ -517,7 +525,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let output = Output {
+    let output = OutputSettings {
         column_mapping: mapping,
         writer: writer_options,
     };
@@ -530,34 +538,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// How drops are written, the same for every command that writes one: the column mapping
-/// (`--column-mapping`) and the parquet settings (`--row-group-mb` and the rest).
-#[derive(Clone)]
-pub(crate) struct Output {
-    pub column_mapping: Option<Arc<ColumnMapping>>,
-    pub writer: lpdrop_drop::WriterOptions,
-}
-
-async fn run(cli: Cli, applied: &config::Applied, known: &[String], output: Output) -> Result<()> {
+async fn run(
+    cli: Cli,
+    applied: &config::Applied,
+    known: &[String],
+    output: OutputSettings,
+) -> Result<()> {
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check(args),
         } => config_cmd::check(&cli.queue, *args, applied, known).await,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "lpdrop", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lpdrop", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
         Command::Worker(args) => worker::run(&cli.queue, *args, output).await,
         Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
-        Command::Demo { out, per_day, s3 } => demo(&out, per_day, s3, output).await,
-        Command::Verify { drop, s3 } => verify(&drop, &s3).await,
+        Command::Demo { out, per_day, s3 } => drop_cmds::demo(&out, per_day, s3, output).await,
+        Command::Verify { drop, s3 } => drop_cmds::verify(&drop, &s3).await,
         Command::Gc {
             prefix,
             older_than,
             dry_run,
             s3,
-        } => gc(&prefix, &older_than, dry_run, &s3).await,
+        } => drop_cmds::gc(&prefix, older_than, dry_run, &s3).await,
         Command::Sync {
             from,
             to,
@@ -567,23 +574,18 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String], output: Outp
             lp,
             s3,
         } => {
-            let report = run_sync(SyncRequest {
-                client: (*lp).client_config()?,
-                source: source.into(),
-                window: Window::parse(&from, &to)?,
-                refetch_ids: None,
-                filters: SearchFilters {
+            let report = drop_cmds::sync(
+                (*lp).client_config()?,
+                source.into(),
+                Window::parse(&from, &to)?,
+                SearchFilters {
                     skill_ids: skills,
                     status: Vec::new(),
                 },
-                dest: Destination::parse(&out)?,
-                s3,
-                sub_window_ms: DEFAULT_SUB_WINDOW_MS,
-                drop: None,
-                job: None,
-                fence: None,
+                &Destination::parse(&out)?,
+                &s3,
                 output,
-            })
+            )
             .await?;
             print_summary(&report);
             Ok(())
@@ -639,22 +641,22 @@ async fn run(cli: Cli, applied: &config::Applied, known: &[String], output: Outp
                 (Some(f), Some(t)) => Some(Window::parse(&f, &t)?),
                 _ => None,
             };
-            let report = convert::run_convert(convert::ConvertRequest {
-                input,
-                dest: Destination::parse(&out)?,
-                s3,
+            let report = drop_cmds::convert(
+                &input,
                 account_id,
                 window,
+                &Destination::parse(&out)?,
+                &s3,
                 output,
-            })
+            )
             .await?;
             print_summary(&report);
             Ok(())
         }
         Command::Schema { format } => {
-            print!(
+            out!(
                 "{}",
-                schema_cmd::render(format, output.column_mapping.as_deref())
+                lpdrop_tables::ddl::render(format.into(), output.column_mapping.as_deref())
             );
             Ok(())
         }
@@ -672,7 +674,7 @@ fn dump_pages(
     let (files, bytes) =
         lpdrop_emulator::dump::write_pages(&dataset, 0, conversations, page_size, out)
             .with_context(|| format!("cannot write pages to {}", out.display()))?;
-    println!(
+    outln!(
         "Wrote {conversations} conversations in {files} pages ({:.1} MB) to {} in {:.1} s",
         bytes as f64 / 1e6,
         out.display(),
@@ -686,127 +688,23 @@ async fn serve_emulator(port: u16, config: EmulatorConfig) -> Result<()> {
     let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    println!(
+    outln!(
         "LivePerson emulator on {} (account {account}, every key \"emulator\")",
         emulator.domain_url()
     );
-    println!("Sync from it with:");
-    println!(
+    outln!("Sync from it with:");
+    outln!(
         "  export LP_DOMAIN={} LP_ACCOUNT_ID={account}",
         emulator.domain_url()
     );
-    println!(
+    outln!(
         "  export LP_APP_KEY=emulator LP_APP_SECRET=emulator LP_ACCESS_TOKEN=emulator LP_ACCESS_TOKEN_SECRET=emulator"
     );
-    println!("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops");
-    println!("Press Ctrl-C to stop.");
+    outln!("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops");
+    outln!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     emulator.shutdown().await;
-    Ok(())
-}
-
-async fn demo(out: &str, per_day: u32, s3: S3Args, output: Output) -> Result<()> {
-    let dest = Destination::parse(out)?;
-    let config = EmulatorConfig {
-        per_day,
-        ..EmulatorConfig::default()
-    };
-    let account = config.account_id.clone();
-    let key = config.api_key.clone();
-    let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .context("cannot start the emulator on a loopback port")?;
-    // The last full UTC day: every conversation in it is final in the emulator's data set.
-    let today = chrono::Utc::now().date_naive();
-    let from = (today - chrono::Days::new(1)).to_string();
-    let window = Window::parse(&from, &today.to_string())?;
-    println!(
-        "Demo: syncing {window} from the built-in emulator at {}",
-        emulator.domain_url()
-    );
-    let result = run_sync(SyncRequest {
-        client: ClientConfig::new(emulator.domain_url(), account, key),
-        source: lpdrop_tables::Source::Messaging,
-        window,
-        refetch_ids: None,
-        filters: SearchFilters::default(),
-        dest,
-        s3,
-        sub_window_ms: DEFAULT_SUB_WINDOW_MS,
-        drop: None,
-        job: None,
-        fence: None,
-        output,
-    })
-    .await;
-    emulator.shutdown().await;
-    let report = result?;
-    print_summary(&report);
-    let root = &report.drop.location;
-    println!();
-    if root.starts_with("s3://") {
-        println!("Check it with: lpdrop verify {root}");
-        println!(
-            "Query it with DuckDB's httpfs extension, e.g. SELECT count(*) FROM '{root}/parquet/messages/*.parquet'"
-        );
-    } else {
-        println!("Query it with DuckDB (pip install duckdb), for example:");
-        println!(
-            "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT c.latest_skill_name, count(*) AS messages FROM '{root}/parquet/messages/*.parquet' m JOIN '{root}/parquet/conversations/*.parquet' c USING (conversation_id) GROUP BY 1 ORDER BY 2 DESC\\\").show()\""
-        );
-    }
-    Ok(())
-}
-
-async fn verify(target: &str, s3: &S3Args) -> Result<()> {
-    let (store, base) = open_store(target, s3).await?;
-    let report = lpdrop_drop::verify(&store, &base, matches!(store, lpdrop_drop::Store::S3(_)))
-        .await
-        .context("cannot read the drop")?;
-    let id = report.drop_id.as_deref().unwrap_or("?");
-    if report.ok() {
-        println!(
-            "OK: drop {id}: {} files, {} rows, {:.1} MB match the manifest",
-            report.files_checked,
-            report.rows,
-            report.bytes as f64 / 1e6
-        );
-        return Ok(());
-    }
-    for problem in &report.problems {
-        println!("problem: {problem}");
-    }
-    anyhow::bail!(
-        "drop {id} at {target} failed verification with {} problem(s)",
-        report.problems.len()
-    )
-}
-
-async fn gc(target: &str, older_than: &str, dry_run: bool, s3: &S3Args) -> Result<()> {
-    let grace = lpdrop_drop::gc::parse_duration(older_than).map_err(anyhow::Error::msg)?;
-    let (store, prefix) = open_store(target, s3).await?;
-    let report = lpdrop_drop::gc::gc(&store, &prefix, grace, chrono::Utc::now(), dry_run).await?;
-    let verb = if dry_run { "would remove" } else { "removed" };
-    for (root, objects) in &report.removed_drops {
-        println!(
-            "{verb} uncommitted drop {} ({objects} objects)",
-            store.location(root)
-        );
-    }
-    for upload in &report.aborted_uploads {
-        println!(
-            "{verb} unfinished multipart upload of {}",
-            store.location(&upload.key)
-        );
-    }
-    println!(
-        "{} committed drops kept, {} recent uncommitted drops kept (younger than {older_than}), {} uncommitted drops and {} multipart uploads {verb}",
-        report.committed_drops,
-        report.recent_uncommitted,
-        report.removed_drops.len(),
-        report.aborted_uploads.len()
-    );
     Ok(())
 }

@@ -26,14 +26,7 @@ pub struct WindowProgress {
     from_ms: i64,
 }
 
-/// What has gone through so far, shown beside the bar.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Counts {
-    pub windows: u64,
-    pub pages: u64,
-    pub records: u64,
-    pub input_bytes: u64,
-}
+use lpdrop_pipeline::Counts;
 
 impl WindowProgress {
     /// `what` names the records (conversations, chats).
@@ -84,6 +77,65 @@ impl WindowProgress {
 /// Progress through a known number of items (files for convert, jobs for a worker run).
 pub struct CountProgress {
     bar: Option<ProgressBar>,
+}
+
+/// The pipeline's progress on a terminal: a window bar for searches, a page bar for saved
+/// pages; nothing when bars are off.
+#[derive(Default)]
+pub struct TerminalProgress {
+    bar: std::sync::Mutex<Option<Bar>>,
+    started: std::sync::OnceLock<std::time::Instant>,
+}
+
+enum Bar {
+    Window(WindowProgress),
+    Pages(CountProgress),
+}
+
+impl TerminalProgress {
+    fn set(&self, bar: Bar) {
+        let _ = self.started.set(std::time::Instant::now());
+        *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+    }
+}
+
+impl lpdrop_pipeline::Progress for TerminalProgress {
+    fn begin_window(&self, what: &'static str, from_ms: i64, to_ms: i64) {
+        self.set(Bar::Window(WindowProgress::new(what, from_ms, to_ms)));
+    }
+
+    fn begin_pages(&self, total: Option<u64>) {
+        self.set(Bar::Pages(CountProgress::new("pages", total.unwrap_or(0))));
+    }
+
+    fn update(&self, position: i64, counts: Counts) {
+        match &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Bar::Window(bar)) => bar.update(position, counts),
+            Some(Bar::Pages(bar)) => {
+                let secs = self
+                    .started
+                    .get()
+                    .map_or(1e-3, |t| t.elapsed().as_secs_f64().max(1e-3));
+                bar.update(
+                    position.max(0) as u64,
+                    format!(
+                        "{} conversations, {:.0} MB/s",
+                        counts.records,
+                        counts.input_bytes as f64 / 1e6 / secs
+                    ),
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        match &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Bar::Window(bar)) => bar.finish(),
+            Some(Bar::Pages(bar)) => bar.finish(),
+            None => {}
+        }
+    }
 }
 
 impl CountProgress {

@@ -9,6 +9,7 @@ use lpdrop_liveperson::window::parse_time;
 
 use crate::SourceKind;
 use crate::jobs_cmd::{normalize_dest, parse_duration_ms};
+use crate::out::outln;
 
 #[derive(clap::Args)]
 pub struct ScheduleArgs {
@@ -112,9 +113,11 @@ pub async fn enqueue_refetch(
 
 pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
     let every = parse_duration_ms(&args.every, "--every")?;
-    let delay = lpdrop_drop::gc::parse_duration(&args.delay)
+    let delay = lpdrop_settings::parse_duration(&args.delay)
         .map_err(|e| anyhow::anyhow!("--delay: {e}"))?
-        .num_milliseconds();
+        .as_millis()
+        .try_into()
+        .unwrap_or(i64::MAX);
     let lookback = args
         .lookback
         .as_deref()
@@ -143,7 +146,7 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
             max_attempts: args.max_attempts,
         };
         if let Some((id, waiting)) = enqueue_refetch(&queue, &target, now, now - after).await? {
-            println!(
+            outln!(
                 "Enqueued refetch job {id} for account {} {source}: {waiting} conversations \
                  that were open are read again by id",
                 args.account_id
@@ -163,7 +166,7 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
     };
     let Some(p) = plan(from, now, every, delay, lookback, start) else {
         let next_end = (from.div_euclid(every) + 1) * every;
-        println!(
+        outln!(
             "Nothing due for account {} {source}: watermark {}; the next window [{}, {}) is due at {}",
             args.account_id,
             fmt_ms(from),
@@ -189,12 +192,12 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
         .advance_watermark(&args.account_id, source, current, p.new_watermark, &specs)
         .await?
     else {
-        println!(
+        outln!(
             "Another schedule run enqueued these windows first; nothing to do (watermark moved)"
         );
         return Ok(());
     };
-    println!(
+    outln!(
         "Enqueued {} job{} for account {} {source} into {dest}: {} new window{} [{}, {}){}",
         ids.len(),
         if ids.len() == 1 { "" } else { "s" },
@@ -210,7 +213,7 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
         }
     );
     if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-        println!(
+        outln!(
             "  jobs {first}..{last}; watermark now {}",
             fmt_ms(p.new_watermark)
         );

@@ -109,24 +109,6 @@ pub async fn gc(
     Ok(report)
 }
 
-/// Parses `90s`, `30m`, `24h`, `7d` (whole numbers).
-pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
-    let s = s.trim();
-    let bad = || format!("{s:?} is not a duration: use a number with s, m, h or d (e.g. 24h)");
-    let unit = s.chars().last().ok_or_else(bad)?;
-    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
-    if n < 0 {
-        return Err(bad());
-    }
-    match unit {
-        's' => Ok(chrono::Duration::seconds(n)),
-        'm' => Ok(chrono::Duration::minutes(n)),
-        'h' => Ok(chrono::Duration::hours(n)),
-        'd' => Ok(chrono::Duration::days(n)),
-        _ => Err(bad()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,15 +134,5 @@ mod tests {
             )
             .is_none()
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h").unwrap(), chrono::Duration::hours(24));
-        assert_eq!(parse_duration("7d").unwrap(), chrono::Duration::days(7));
-        assert_eq!(parse_duration("0s").unwrap(), chrono::Duration::zero());
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("5w").is_err());
-        assert!(parse_duration("-1h").is_err());
     }
 }

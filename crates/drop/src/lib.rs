@@ -13,6 +13,7 @@
 //! ```
 
 pub mod crash;
+pub mod dest;
 pub mod gc;
 pub mod heap;
 pub mod layout;
@@ -23,6 +24,7 @@ pub mod store;
 pub mod verify;
 pub mod writer;
 
+pub use dest::{Destination, S3Settings, open_sink, open_store};
 pub use layout::{DropLayout, LayoutError, MANIFEST_NAME, MARKER_NAME, Prefix};
 pub use manifest::{FileEntry, JobRef, Manifest, Marker, SourceInfo, TableEntry};
 pub use s3::{S3Location, S3Sink, S3Store, S3WriteOptions};

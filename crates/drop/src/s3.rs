@@ -107,22 +107,6 @@ pub struct S3ConnectOptions {
     pub default_region: Option<String>,
 }
 
-fn is_loopback_url(url: &str) -> bool {
-    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Builds an S3 client from the standard AWS configuration chain (environment, profile, web
 /// identity, container and instance metadata). A custom endpoint (`AWS_ENDPOINT_URL_S3` or
 /// `AWS_ENDPOINT_URL`) switches to path-style addressing, and must use https unless loopback.
@@ -131,13 +115,8 @@ pub async fn connect(options: &S3ConnectOptions) -> Result<Client, String> {
         .ok()
         .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
         .filter(|e| !e.is_empty());
-    if let Some(e) = &endpoint
-        && !e.starts_with("https://")
-        && !(e.starts_with("http://") && is_loopback_url(e))
-    {
-        return Err(format!(
-            "the S3 endpoint {e} must use https (plain http is allowed only on loopback)"
-        ));
+    if let Some(e) = &endpoint {
+        lpdrop_settings::require_tls_unless_loopback(e, "the S3 endpoint")?;
     }
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
@@ -816,10 +795,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_tls_rule() {
-        assert!(is_loopback_url("http://127.0.0.1:5000"));
-        assert!(is_loopback_url("http://localhost:5000/"));
-        assert!(!is_loopback_url("http://minio.internal:9000"));
+    fn digests_convert_to_base64() {
         assert_eq!(hex_to_base64("00ff").unwrap(), "AP8=");
     }
 }

@@ -28,7 +28,7 @@
 //! | `seed` | seed of the fault draws (default 0) | integer |
 //!
 //! A *trigger* is a probability (`0.05` or `5%`), `every:N` (every N-th data request) or
-//! `first:N` (the first N data requests). A *duration* is `250ms`, `2s` or `1.5s`. Keys may use
+//! `first:N` (the first N data requests). A *duration* is `250ms`, `2s` or `1s 500ms` (the grammar of every lpdrop duration). Keys may use
 //! `-` or `_`. The spec `none` (or an empty one) injects nothing.
 //!
 //! # Determinism
@@ -281,30 +281,13 @@ fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The one duration grammar of every setting (`250ms`, `2s`, `1s 500ms`).
 fn parse_duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("{v:?} is not a duration (use 250ms, 2s or 1.5s)");
-    let (number, scale) = if let Some(ms) = v.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = v.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        return Err(bad());
-    };
-    let n: f64 = number.trim().parse().map_err(|_| bad())?;
-    if !(n.is_finite() && n >= 0.0) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(n * scale))
+    lpdrop_settings::parse_duration(v)
 }
 
 fn fmt_duration(d: Duration) -> String {
-    if d.subsec_nanos().is_multiple_of(1_000_000) && !d.as_millis().is_multiple_of(1000) {
-        format!("{}ms", d.as_millis())
-    } else if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
+    lpdrop_settings::Duration(d).to_string()
 }
 
 fn parse_probability(v: &str) -> Result<f64, String> {

@@ -21,7 +21,10 @@
 //! with jitter, at least `Retry-After`) and a 401 on a renewable token (the token is renewed
 //! once). 5xx answers, connection errors, timeouts, bodies cut short and pages reporting
 //! partial shard results are retried after 5, 10, 15 s, then 2, 4, 8... minutes (scaled by
-//! [`RetryPolicy::server_error_delay`]); no wait is longer than [`RetryPolicy::max_delay`].
+//! [`RetryPolicy::server_error_delay`]), but no wait is longer than [`RetryPolicy::max_delay`]
+//! (60 s by default). With the defaults (6 attempts) a request that keeps failing is tried
+//! after 5, 10, 15, 60 and 60 s (each up to 25% more, for jitter), about 2.5 minutes in all;
+//! a queued job then retries as a whole after the worker's `--retry-backoff`.
 //! When the attempts run out, the error names the request (API, window, offset) and the last
 //! thing that went wrong.
 //!
@@ -130,6 +133,39 @@ impl Error {
         }
     }
 
+    /// True when no later attempt can succeed without a person changing something: the API
+    /// refused the request (4xx other than 408 and 429: a rejected key, a missing permission,
+    /// a bad request) or the settings are unusable. A job that meets one ends at once instead
+    /// of being retried until it is dead.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Status { status, .. } => {
+                (400..500).contains(status) && *status != 408 && *status != 429
+            }
+            Error::Config { .. } => true,
+            Error::Transport { .. } | Error::Response { .. } | Error::RetriesExhausted { .. } => {
+                false
+            }
+        }
+    }
+
+    /// What a person should check for a permanent error, if there is something specific.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.status() {
+            Some(401) => Some(
+                "LivePerson rejected the credentials: check LP_APP_KEY, LP_APP_SECRET, \
+                 LP_ACCESS_TOKEN and LP_ACCESS_TOKEN_SECRET (or LP_CLIENT_ID and \
+                 LP_CLIENT_SECRET) of the worker",
+            ),
+            Some(403) => Some(
+                "LivePerson refused access: check that the API key has the permissions of the \
+                 API it reads (Messaging Interactions, Engagement History, account configuration) \
+                 for this account",
+            ),
+            _ => None,
+        }
+    }
+
     /// What went wrong, without the request's name (which [`Error::RetriesExhausted`] gives
     /// once, not twice).
     fn cause(&self) -> String {
@@ -158,7 +194,8 @@ pub struct RetryPolicy {
     /// First wait after a 429; doubles per attempt (LivePerson: at least 1 s).
     pub throttle_delay: Duration,
     /// Wait after a 5xx or connection error, times the attempt number for the first three
-    /// (LivePerson: 5, 10, 15 s), then 24 times it, doubling (2, 4, 8 min for 5 s).
+    /// (LivePerson: 5, 10, 15 s), then 24 times it, doubling (2, 4, 8 min for 5 s), each capped
+    /// at [`RetryPolicy::max_delay`]: by default 5, 10, 15, 60, 60 s.
     pub server_error_delay: Duration,
     /// Least wait after a 429 from the login service (LivePerson: 5 s).
     pub login_throttle_delay: Duration,
@@ -1665,14 +1702,6 @@ struct Origin {
     scheme: &'static str,
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Splits `host:port` (or `[v6]:port`) and returns the host part.
 fn host_of(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -1709,7 +1738,7 @@ impl Origin {
         }
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "https" => "https",
-            "http" if is_loopback_host(host_of(authority)) => "http",
+            "http" if lpdrop_settings::is_loopback_host(host_of(authority)) => "http",
             "http" => return Err(bad("plain http is allowed only on loopback; use https")),
             _ => return Err(bad("the scheme must be https (or http on loopback)")),
         };
@@ -1724,7 +1753,7 @@ impl Origin {
                 reason: "the Domain API returned a host that is not a bare host[:port]".into(),
             });
         }
-        if self.scheme == "http" && !is_loopback_host(host_of(authority)) {
+        if self.scheme == "http" && !lpdrop_settings::is_loopback_host(host_of(authority)) {
             return Err(Error::Config {
                 url: authority.to_string(),
                 reason: "plain http is allowed only on loopback; use an https domain".into(),
@@ -1795,6 +1824,28 @@ mod tests {
             body: String::new(),
         };
         assert!(!bad_request.is_retryable() && throttled.is_retryable() && server.is_retryable());
+    }
+
+    /// The schedule the module documentation promises for the defaults: 5, 10, 15, 60, 60 s
+    /// between 6 attempts (each up to 25% more for jitter).
+    #[test]
+    fn the_default_server_error_schedule_is_the_documented_one() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.max_attempts, 6);
+        let server = Error::Status {
+            request: String::new(),
+            status: 503,
+            body: String::new(),
+        };
+        let documented = [5.0, 10.0, 15.0, 60.0, 60.0];
+        for (attempt, want) in (1..p.max_attempts).zip(documented) {
+            let got = p.delay(attempt, &server, None).as_secs_f64();
+            let most = if want >= 60.0 { want } else { want * 1.25 };
+            assert!(
+                (want..=most).contains(&got),
+                "wait after attempt {attempt}: {got} s, documented {want} s"
+            );
+        }
     }
 
     #[test]

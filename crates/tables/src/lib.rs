@@ -31,6 +31,7 @@ mod macros;
 
 pub mod buffer;
 pub mod chat;
+pub mod ddl;
 pub mod dimensions;
 pub mod mapping;
 pub mod messaging;

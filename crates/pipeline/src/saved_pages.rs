@@ -1,4 +1,4 @@
-//! `lpdrop convert`: a drop from saved Messaging Interactions search pages.
+//! Saved Messaging Interactions search pages as a record source (`lpdrop convert`).
 //!
 //! Teams often already keep raw API responses; this turns a folder of them into the same drop
 //! a sync would publish. It is also the entry point of the throughput benchmarks, since it runs
@@ -11,32 +11,18 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result, bail};
-use lpdrop_drop::{DropInfo, DropWriter, SourceInfo};
+use lpdrop_drop::SourceInfo;
 use lpdrop_liveperson::window::fmt_ms;
 use lpdrop_liveperson::{Window, page};
-use lpdrop_tables::{Lineage, MESSAGING_TABLES};
+use lpdrop_tables::Source;
 
-use crate::dest::{Destination, S3Args, open_sink};
-use crate::pipeline::{Converter, DecodedPage, decode_messaging_page};
-use crate::progress::CountProgress;
-use crate::sync::{PlannedDrop, SyncReport};
-
-pub struct ConvertRequest {
-    /// A folder of `.json` pages, or a file (or named pipe, or `-`) of pages one per line.
-    pub input: PathBuf,
-    pub dest: Destination,
-    pub s3: S3Args,
-    /// Account of the pages; read from the first record's `brandId` when absent.
-    pub account_id: Option<String>,
-    /// Keep only conversations that started in this window.
-    pub window: Option<Window>,
-    /// The column mapping and the parquet settings.
-    pub output: crate::Output,
-}
+use crate::builder::{DecodedPage, DropBuilder, decode_messaging_page};
+use crate::progress::{Counts, Progress};
+use crate::run::{api_name, time_basis};
+use crate::sources::{Fed, RecordSource};
 
 /// The `.json` files of the input folder, in name order (saved pages sort in paging order).
 fn page_files(input: &Path) -> Result<Vec<PathBuf>> {
@@ -201,97 +187,119 @@ fn account_of(pages: &mut PageSource) -> Result<(String, Vec<RawPage>)> {
     bail!("no record names its account (info.brandId): pass --account-id")
 }
 
-pub async fn run_convert(req: ConvertRequest) -> Result<SyncReport> {
-    convert_on(req, decode_threads()).await
+/// Saved Messaging Interactions search pages (`convert`): a folder of `.json` files, or a
+/// file, pipe or stdin of one page per line. Pages are decoded on several threads and handed
+/// to the builder in input order; repeats are recognised across the whole input.
+pub struct SavedPages {
+    pages: PageSource,
+    total: Option<usize>,
+    account_id: String,
+    window: Option<Window>,
+    threads: usize,
+    label: String,
 }
 
-/// [`run_convert`] with `threads` decoding threads.
-async fn convert_on(req: ConvertRequest, threads: usize) -> Result<SyncReport> {
-    let started = Instant::now();
-    let (mut pages, total) = open_pages(&req.input)?;
-    let account_id = match req.account_id {
-        Some(a) => a,
-        None => {
-            let (account, read) = account_of(&mut pages)?;
-            pages = Box::new(read.into_iter().map(Ok).chain(pages));
-            account
-        }
-    };
-    let sink = open_sink(&req.dest, &req.s3).await?;
-    let layout = PlannedDrop::new().layout(&req.dest);
-    let lineage = Lineage {
-        account_id: account_id.clone(),
-        drop_id: layout.id().to_string(),
-        extracted_at_ms: layout.created_at().timestamp_millis(),
-    };
-    let writer = DropWriter::new(sink, layout, &MESSAGING_TABLES, req.output.writer.clone());
-    let window = req.window;
-    let column_mapping = req.output.column_mapping;
-    // A bar on a terminal only (files done of the total, when the input is a folder).
-    let progress = CountProgress::new("pages", total.unwrap_or(0) as u64);
+impl SavedPages {
+    /// Opens `input`; the account is `account_id`, or else the first record's `brandId`.
+    /// Only conversations that started in `window` are kept, when one is given.
+    pub fn open(input: &Path, account_id: Option<String>, window: Option<Window>) -> Result<Self> {
+        let (mut pages, total) = open_pages(input)?;
+        let account_id = match account_id {
+            Some(a) => a,
+            None => {
+                let (account, read) = account_of(&mut pages)?;
+                pages = Box::new(read.into_iter().map(Ok).chain(pages));
+                account
+            }
+        };
+        Ok(SavedPages {
+            pages,
+            total,
+            account_id,
+            window,
+            threads: decode_threads(),
+            label: input.display().to_string(),
+        })
+    }
 
-    // Reading and decoding run on `threads` threads; this one splits the records into tables
-    // and encodes parquet. Bounded channels keep memory flat.
-    let work = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut converter =
-            Converter::for_saved_pages(writer, lineage, lpdrop_tables::Source::Messaging)
-                .with_column_mapping(column_mapping.clone())?;
-        let mut done = 0u64;
-        decode_in_order(pages, threads, column_mapping.as_deref(), |page| {
-            converter.decoded_page(page, window)?;
-            done += 1;
-            let s = &converter.stats;
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            progress.update(
-                done,
-                format!(
-                    "{} conversations, {:.0} MB/s",
-                    s.conversations,
-                    s.input_bytes as f64 / 1e6 / secs
-                ),
-            );
-            Ok(())
-        })?;
-        progress.finish();
-        let (from, to) = match (window, converter.start_range) {
-            (Some(w), _) => (w.from_ms(), w.to_ms()),
-            (None, Some((lo, hi))) => (lo, hi + 1),
-            (None, None) => bail!("the input holds no readable conversation"),
-        };
-        let info = DropInfo {
-            job: None,
-            source: SourceInfo {
-                account_id,
-                api: "messaging_interactions".into(),
-                window_from: fmt_ms(from),
-                window_to: fmt_ms(to),
-                time_basis: "conversation_start".into(),
-                filters: serde_json::json!({"saved_pages": true}),
-                conversations: 0,
-                open_conversations: 0,
-            },
-        };
-        let converted = converter
-            .commit(info, &|| Ok(()))
-            .context("committing the drop")?;
-        let memory = converted.writer_memory;
-        tracing::debug!(
-            decode_threads = threads,
-            peak_buffered_bytes = memory.peak_buffered_bytes,
-            budget_flushes = memory.budget_flushes,
-            heap_flushes = memory.heap_flushes,
-            peak_heap_bytes = memory.peak_heap_bytes,
-            "drop written"
-        );
-        Ok(converted)
-    });
-    let converted = work.await.context("the converter thread panicked")??;
-    Ok(SyncReport {
-        drop: converted.drop,
-        stats: converted.stats,
-        open_conversation_ids: converted.open_conversation_ids,
-        elapsed: started.elapsed(),
-    })
+    /// Decodes on `threads` threads instead of one per core.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+}
+
+impl RecordSource for SavedPages {
+    fn tables(&self) -> Source {
+        Source::Messaging
+    }
+
+    fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn dedup_across_input(&self) -> bool {
+        true
+    }
+
+    async fn feed(self, mut builder: DropBuilder, progress: Arc<dyn Progress>) -> Result<Fed> {
+        let SavedPages {
+            pages,
+            total,
+            account_id,
+            window,
+            threads,
+            ..
+        } = self;
+        progress.begin_pages(total.map(|t| t as u64));
+        // Reading and decoding run on `threads` threads; this one splits the records into
+        // tables (and a thread of the builder's encodes parquet). Bounded channels keep memory
+        // flat.
+        let work = tokio::task::spawn_blocking(move || -> Result<Fed> {
+            let mapping = builder.column_mapping();
+            let mut done = 0i64;
+            decode_in_order(pages, threads, mapping.as_deref(), |page| {
+                builder.decoded_page(page, window)?;
+                done += 1;
+                let s = &builder.stats;
+                progress.update(
+                    done,
+                    Counts {
+                        windows: 0,
+                        pages: s.pages,
+                        records: s.conversations,
+                        input_bytes: s.input_bytes,
+                    },
+                );
+                Ok(())
+            })?;
+            progress.finish();
+            let (from, to) = match (window, builder.start_range) {
+                (Some(w), _) => (w.from_ms(), w.to_ms()),
+                (None, Some((lo, hi))) => (lo, hi + 1),
+                (None, None) => bail!("the input holds no readable conversation"),
+            };
+            tracing::debug!(decode_threads = threads, "pages decoded");
+            Ok(Fed {
+                builder,
+                source: SourceInfo {
+                    account_id,
+                    api: api_name(Source::Messaging).into(),
+                    window_from: fmt_ms(from),
+                    window_to: fmt_ms(to),
+                    time_basis: time_basis(Source::Messaging).into(),
+                    filters: serde_json::json!({"saved_pages": true}),
+                    conversations: 0,
+                    open_conversations: 0,
+                },
+            })
+        });
+        work.await.context("the builder thread panicked")?
+    }
 }
 
 #[cfg(test)]
@@ -383,19 +391,21 @@ mod tests {
         assert_eq!(seen, expected);
     }
 
-    async fn convert(input: &Path, out: &Path, threads: usize) -> SyncReport {
-        let req = ConvertRequest {
-            input: input.to_path_buf(),
-            dest: Destination::parse(out.to_str().unwrap()).unwrap(),
-            s3: S3Args::default(),
-            account_id: None,
-            window: None,
-            output: crate::Output {
-                column_mapping: None,
-                writer: lpdrop_drop::WriterOptions::default(),
-            },
+    async fn convert(input: &Path, out: &Path, threads: usize) -> crate::DropReport {
+        let source = SavedPages::open(input, None, None)
+            .unwrap()
+            .with_threads(threads);
+        std::fs::create_dir_all(out).unwrap();
+        let plan = crate::DropPlan {
+            drop: crate::PlannedDrop::new(),
+            prefix: lpdrop_drop::Prefix::default(),
+            job: None,
+            output: crate::OutputSettings::default(),
         };
-        convert_on(req, threads).await.unwrap()
+        let sink = Arc::new(lpdrop_drop::LocalSink::new(out));
+        crate::run_drop(source, plan, sink, None, Arc::new(crate::NoProgress))
+            .await
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +448,7 @@ mod tests {
         assert_eq!(file.stats.pages, folder.stats.pages);
         assert_eq!(file.stats.input_bytes, folder.stats.input_bytes + 5);
         assert_eq!(file.open_conversation_ids, folder.open_conversation_ids);
-        let rows = |r: &SyncReport| -> Vec<(String, u64)> {
+        let rows = |r: &crate::DropReport| -> Vec<(String, u64)> {
             r.drop
                 .manifest
                 .tables

@@ -1,4 +1,4 @@
-//! `lpdrop schema`: the data dictionary (markdown), the table definitions (JSON), and DDL for
+//! The data dictionary (markdown), the table definitions (JSON), and DDL for
 //! Athena (Glue), Spark and DuckDB over the drop layout
 //! `{prefix}/YYYY/MM/DD/HH/<YYYY-MM-DD-HH-mm-ss>-<uuid>/parquet/<table>/part-NNNNN.parquet`.
 //!
@@ -22,13 +22,11 @@
 //! `double`, boolean → `boolean`, timestamp_ms_utc → Athena `timestamp`, Spark `TIMESTAMP`
 //! (set `spark.sql.session.timeZone=UTC`), DuckDB `TIMESTAMPTZ`.
 
-use clap::ValueEnum;
-use lpdrop_tables::schema::data_dictionary;
-use lpdrop_tables::{
-    ColumnMapping, ColumnType, SCHEMA_VERSION, Source, TableDef, all_tables, tables_of,
-};
+use crate::schema::data_dictionary;
+use crate::{ColumnMapping, ColumnType, SCHEMA_VERSION, Source, TableDef, all_tables, tables_of};
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// What `render` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaFormat {
     /// A data dictionary for people.
     Markdown,

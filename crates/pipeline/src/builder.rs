@@ -2,8 +2,6 @@
 //! window and once, split it into table rows, hand full batches to the drop writer.
 
 use std::cell::OnceCell;
-use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result};
@@ -22,6 +20,8 @@ use lpdrop_tables::{
 };
 use serde_json::value::RawValue;
 
+use crate::dedup::Dedup;
+
 /// Rows per record batch handed to the parquet writer.
 const BATCH_ROWS: usize = 8192;
 /// A table buffer is also cut when its values reach about this many bytes (long transcripts).
@@ -31,9 +31,9 @@ const BATCH_BYTES: usize = 16 << 20;
 const BUFFERS_BYTES: usize = 32 << 20;
 
 /// A Messaging Interactions search page, decoded: its records in page order. Decoding is the
-/// costly part of a page, and needs nothing from the [`Converter`], so `convert` does it on
+/// costly part of a page, and needs nothing from the [`DropBuilder`], so `convert` does it on
 /// several threads ([`decode_messaging_page`]) and hands the pages over in file order
-/// ([`Converter::decoded_page`]), which keeps the drop independent of thread timing.
+/// ([`DropBuilder::decoded_page`]), which keeps the drop independent of thread timing.
 pub struct DecodedPage {
     origin: String,
     input_bytes: u64,
@@ -101,7 +101,7 @@ fn added_by<'a>(mapping: Option<&'a ColumnMapping>, table: &str) -> Option<&'a T
 
 /// Counts of what went through the pipeline.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ConvertStats {
+pub struct BuildStats {
     pub pages: u64,
     pub records: u64,
     /// Conversations (messaging) or chats (chat) written; 0 for dimension drops.
@@ -114,104 +114,6 @@ pub struct ConvertStats {
     pub duplicates: u64,
     pub quarantined: u64,
     pub input_bytes: u64,
-}
-
-/// How repeated conversations are recognised.
-enum Dedup {
-    /// Sync: each conversation belongs to exactly one sub-window (by its start time), so
-    /// duplicates can only occur within one; the set is emptied when the sub-window changes.
-    PerWindow {
-        current: Option<Window>,
-        seen: HashSet<String>,
-    },
-    /// Convert: saved pages may overlap anywhere, so every id is remembered: the one part of
-    /// convert's memory that grows with the input, at 8 bytes per conversation (see
-    /// [`SeenHashes`]).
-    Global(SeenHashes),
-}
-
-impl Dedup {
-    fn per_window() -> Self {
-        Dedup::PerWindow {
-            current: None,
-            seen: HashSet::new(),
-        }
-    }
-
-    fn global() -> Self {
-        Dedup::Global(SeenHashes::default())
-    }
-
-    /// True the first time a conversation id is seen (in its window, for sync).
-    fn first_sighting(&mut self, window: Option<Window>, id: &str) -> bool {
-        match self {
-            Dedup::PerWindow { current, seen } => {
-                if *current != window {
-                    *current = window;
-                    seen.clear();
-                }
-                seen.insert(id.to_string())
-            }
-            Dedup::Global(seen) => seen.insert(id),
-        }
-    }
-}
-
-/// The 64-bit hashes of every id seen (a false match is about 1 in 10^7 at a billion ids):
-/// most in one sorted vector, 8 bytes each, and the latest in a small hash set that is merged
-/// into it when it fills. A `HashSet<u64>` of them all took 18 to 27 bytes per id (buckets
-/// at 7/8 load, a control byte each, and the old table beside the new while it grows), about
-/// 27 MB at a million conversations; this takes 8 MB, plus at most [`SeenHashes::RECENT`]
-/// recent ones.
-#[derive(Default)]
-struct SeenHashes {
-    hasher: RandomState,
-    /// Sorted, without repeats, allocated to its exact length.
-    sorted: Vec<u64>,
-    /// Seen since the last merge, none of them in `sorted`.
-    recent: HashSet<u64>,
-}
-
-impl SeenHashes {
-    /// Recent hashes held before they are merged into the sorted vector (about 1 MB); a
-    /// merge moves every hash once, so a million conversations take 16 merges.
-    const RECENT: usize = 1 << 16;
-
-    /// True when `id` was not seen before (it is now).
-    fn insert(&mut self, id: &str) -> bool {
-        let hash = self.hasher.hash_one(id);
-        if self.sorted.binary_search(&hash).is_ok() || !self.recent.insert(hash) {
-            return false;
-        }
-        // Past a few million ids, merge less often (at most 1/64 more memory), so that the
-        // merges stay a small share of the work.
-        if self.recent.len() >= Self::RECENT.max(self.sorted.len() / 64) {
-            self.merge();
-        }
-        true
-    }
-
-    /// Moves the recent hashes into the sorted vector, merging from the back in place.
-    fn merge(&mut self) {
-        let mut fresh: Vec<u64> = self.recent.drain().collect();
-        fresh.sort_unstable();
-        let old = self.sorted.len();
-        self.sorted.reserve_exact(fresh.len());
-        self.sorted.resize(old + fresh.len(), 0);
-        let (mut i, mut j) = (old, fresh.len());
-        for k in (0..self.sorted.len()).rev() {
-            if j == 0 {
-                break; // the rest of the old hashes are already in place
-            }
-            if i > 0 && self.sorted[i - 1] > fresh[j - 1] {
-                self.sorted[k] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[k] = fresh[j - 1];
-                j -= 1;
-            }
-        }
-    }
 }
 
 /// The table buffers of one source: a drop holds the tables of exactly one.
@@ -243,7 +145,7 @@ impl Tables {
 /// that parquet encoding overlaps with splitting records into tables.
 // One per drop: the size of the variants does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Output {
+enum WriterHandle {
     Inline(DropWriter),
     Background {
         /// `None` once closed.
@@ -258,7 +160,7 @@ type ToWriter = Box<dyn FnOnce(&mut DropWriter) -> Result<(), DropError> + Send>
 /// Batches that may wait for the writer thread: a few, so that memory stays flat.
 const BATCHES_AHEAD: usize = 2;
 
-impl Output {
+impl WriterHandle {
     fn background(mut writer: DropWriter) -> Self {
         let (tx, rx) = mpsc::sync_channel::<ToWriter>(BATCHES_AHEAD);
         let thread = std::thread::Builder::new()
@@ -270,7 +172,7 @@ impl Output {
                 Ok(writer)
             })
             .expect("spawning the parquet writer thread");
-        Output::Background {
+        WriterHandle::Background {
             to_writer: Some(tx),
             writer: Some(thread),
         }
@@ -278,8 +180,8 @@ impl Output {
 
     fn send(&mut self, write: ToWriter) -> Result<()> {
         match self {
-            Output::Inline(writer) => write(writer)?,
-            Output::Background { to_writer, .. } => {
+            WriterHandle::Inline(writer) => write(writer)?,
+            WriterHandle::Background { to_writer, .. } => {
                 let sent = to_writer.as_ref().map(|tx| tx.send(write));
                 if !matches!(sent, Some(Ok(()))) {
                     // The writer thread stopped: its error says why.
@@ -293,7 +195,7 @@ impl Output {
 
     /// Waits for everything sent to be written; the writer, for the commit.
     fn close(&mut self) -> Result<&mut DropWriter> {
-        if let Output::Background { to_writer, writer } = self {
+        if let WriterHandle::Background { to_writer, writer } = self {
             to_writer.take();
             let thread = writer
                 .take()
@@ -301,17 +203,19 @@ impl Output {
             let written = thread
                 .join()
                 .map_err(|_| anyhow::anyhow!("the parquet writer thread panicked"))??;
-            *self = Output::Inline(written);
+            *self = WriterHandle::Inline(written);
         }
         match self {
-            Output::Inline(writer) => Ok(writer),
-            Output::Background { .. } => unreachable!("closed above"),
+            WriterHandle::Inline(writer) => Ok(writer),
+            WriterHandle::Background { .. } => unreachable!("closed above"),
         }
     }
 }
 
-pub struct Converter {
-    writer: Output,
+/// Builds one drop from records: decodes them, keeps each only inside its window and once,
+/// splits it into table rows and hands full batches to the drop writer; then commits.
+pub struct DropBuilder {
+    writer: WriterHandle,
     tables: Tables,
     /// The column mapping, and the added columns of the root rows buffered in `tables`.
     mapping: Option<Arc<ColumnMapping>>,
@@ -323,10 +227,10 @@ pub struct Converter {
     /// Conversations still OPEN at extraction: a later job fetches them again once closed.
     /// Only the open ones are kept (a few percent), so this stays small.
     pub open_conversation_ids: Vec<String>,
-    pub stats: ConvertStats,
+    pub stats: BuildStats,
 }
 
-impl Converter {
+impl DropBuilder {
     /// For `sync`: de-duplicates within each sub-window.
     pub fn new(writer: DropWriter, lineage: Lineage, source: Source) -> Self {
         Self::with_dedup(writer, lineage, source, Dedup::per_window())
@@ -336,15 +240,15 @@ impl Converter {
     /// own (batches reach it through a bounded channel).
     pub fn for_saved_pages(writer: DropWriter, lineage: Lineage, source: Source) -> Self {
         let mut converter = Self::with_dedup(writer, lineage, source, Dedup::global());
-        if let Output::Inline(writer) = converter.writer {
-            converter.writer = Output::background(writer);
+        if let WriterHandle::Inline(writer) = converter.writer {
+            converter.writer = WriterHandle::background(writer);
         }
         converter
     }
 
     fn with_dedup(writer: DropWriter, lineage: Lineage, source: Source, dedup: Dedup) -> Self {
-        Converter {
-            writer: Output::Inline(writer),
+        DropBuilder {
+            writer: WriterHandle::Inline(writer),
             tables: Tables::of(source),
             mapping: None,
             added: Vec::new(),
@@ -352,7 +256,7 @@ impl Converter {
             dedup,
             start_range: None,
             open_conversation_ids: Vec::new(),
-            stats: ConvertStats::default(),
+            stats: BuildStats::default(),
         }
     }
 
@@ -372,6 +276,11 @@ impl Converter {
             .send(Box::new(move |w| w.map_tables(&mapped, summary)))?;
         self.mapping = Some(mapping);
         Ok(self)
+    }
+
+    /// The column mapping the drop is written with.
+    pub fn column_mapping(&self) -> Option<Arc<ColumnMapping>> {
+        self.mapping.clone()
     }
 
     /// Buffers the added values of a root row just appended to `table`.
@@ -424,7 +333,7 @@ impl Converter {
         self.decoded_page(page, window)
     }
 
-    /// Takes a page decoded by [`decode_messaging_page`], exactly as [`Converter::page`] takes
+    /// Takes a page decoded by [`decode_messaging_page`], exactly as [`DropBuilder::page`] takes
     /// its bytes: records outside `window` are skipped, and repeated conversations too (the
     /// first sighting wins, so pages must come in their order).
     pub fn decoded_page(&mut self, page: DecodedPage, window: Option<Window>) -> Result<()> {
@@ -436,44 +345,60 @@ impl Converter {
         self.stats.pages += 1;
         self.stats.input_bytes += input_bytes;
         for (i, decoded) in records.into_iter().enumerate() {
-            self.stats.records += 1;
-            let (conversation, added) = match decoded {
-                Ok(decoded) => decoded,
-                Err(unreadable) => {
-                    self.quarantine(unreadable, format!("{origin} record {i}"))?;
-                    continue;
-                }
-            };
-            let start = conversation
-                .info
-                .start_time_l
-                .0
-                .expect("checked by decode_record");
-            if window.is_some_and(|w| !w.contains(start)) {
-                self.stats.outside_window += 1;
-                continue;
-            }
-            let id = conversation
-                .info
-                .conversation_id
-                .0
-                .as_deref()
-                .expect("checked by decode_record");
-            if !self.first_sighting(window, id) {
-                self.stats.duplicates += 1;
-                continue;
-            }
-            if conversation.info.status.0.as_deref() == Some("OPEN") {
-                self.stats.open_conversations += 1;
-                self.open_conversation_ids.push(id.to_string());
-            }
-            self.saw_start(start);
-            if let Tables::Messaging(tables) = &mut self.tables {
-                tables.append(&conversation);
-            }
-            self.push_added(CONVERSATIONS, &added);
-            self.stats.conversations += 1;
+            self.conversation(decoded, window, || format!("{origin} record {i}"))?;
         }
+        self.flush(false)
+    }
+
+    /// One decoded conversation record (the record-level entry of the builder, for sources
+    /// that do not come in search pages): kept when it is inside `window` and seen for the
+    /// first time; an unreadable one goes to quarantine under the name `origin` gives. Call
+    /// [`DropBuilder::flush_full`] after a batch of records.
+    pub fn conversation(
+        &mut self,
+        decoded: Result<(Conversation, AddedValues), Refused>,
+        window: Option<Window>,
+        origin: impl FnOnce() -> String,
+    ) -> Result<()> {
+        self.stats.records += 1;
+        let (conversation, added) = match decoded {
+            Ok(decoded) => decoded,
+            Err(unreadable) => return self.quarantine(unreadable, origin()),
+        };
+        let start = conversation
+            .info
+            .start_time_l
+            .0
+            .expect("checked by decode_record");
+        if window.is_some_and(|w| !w.contains(start)) {
+            self.stats.outside_window += 1;
+            return Ok(());
+        }
+        let id = conversation
+            .info
+            .conversation_id
+            .0
+            .as_deref()
+            .expect("checked by decode_record");
+        if !self.first_sighting(window, id) {
+            self.stats.duplicates += 1;
+            return Ok(());
+        }
+        if conversation.info.status.0.as_deref() == Some("OPEN") {
+            self.stats.open_conversations += 1;
+            self.open_conversation_ids.push(id.to_string());
+        }
+        self.saw_start(start);
+        if let Tables::Messaging(tables) = &mut self.tables {
+            tables.append(&conversation);
+        }
+        self.push_added(CONVERSATIONS, &added);
+        self.stats.conversations += 1;
+        Ok(())
+    }
+
+    /// Hands full table buffers to the writer (what each page ends with).
+    pub fn flush_full(&mut self) -> Result<()> {
         self.flush(false)
     }
 
@@ -604,17 +529,17 @@ impl Converter {
         mut self,
         mut info: DropInfo,
         may_commit: &dyn Fn() -> Result<(), String>,
-    ) -> Result<Converted> {
+    ) -> Result<Built> {
         self.flush(true)?;
         info.source.conversations = self.stats.conversations;
         info.source.open_conversations = self.stats.open_conversations;
         self.writer.close()?;
-        let Output::Inline(writer) = self.writer else {
+        let WriterHandle::Inline(writer) = self.writer else {
             unreachable!("closed above");
         };
         let writer_memory = writer.memory_stats();
         let drop = writer.commit_fenced(info, may_commit)?;
-        Ok(Converted {
+        Ok(Built {
             drop,
             stats: self.stats,
             open_conversation_ids: self.open_conversation_ids,
@@ -649,34 +574,10 @@ fn mapped_batch(
 }
 
 /// A committed drop and what went into it.
-pub struct Converted {
+pub struct Built {
     pub drop: CommittedDrop,
-    pub stats: ConvertStats,
+    pub stats: BuildStats,
     pub open_conversation_ids: Vec<String>,
     /// What the drop writer's open row groups held (see [`DropWriter::memory_stats`]).
     pub writer_memory: MemoryStats,
-}
-
-#[cfg(test)]
-mod dedup_tests {
-    use super::*;
-
-    #[test]
-    fn seen_hashes_know_every_id_across_merges() {
-        let mut seen = SeenHashes::default();
-        let n = 3 * SeenHashes::RECENT as u64 + 123;
-        for i in 0..n {
-            assert!(seen.insert(&format!("conv-{i}")), "{i} is new");
-            // Repeats of a recent id and of a long-merged one.
-            assert!(!seen.insert(&format!("conv-{i}")));
-            assert!(!seen.insert(&format!("conv-{}", i / 2)));
-        }
-        assert_eq!(seen.sorted.len() + seen.recent.len(), n as usize);
-        assert!(seen.sorted.len() >= 3 * SeenHashes::RECENT);
-        assert!(seen.sorted.windows(2).all(|w| w[0] < w[1]));
-        for i in (0..n).step_by(997) {
-            assert!(!seen.insert(&format!("conv-{i}")));
-        }
-        assert!(seen.insert("another"));
-    }
 }

@@ -1,11 +1,12 @@
-//! `DEST` arguments (a local folder or `s3://bucket/prefix`) and the S3 settings behind them.
+//! Destinations (a local folder or `s3://bucket/prefix`), the S3 settings behind them, and
+//! opening a store for one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::s3::{Encryption, S3ConnectOptions};
+use crate::{LocalSink, Prefix, S3Location, S3Sink, S3Store, S3WriteOptions, Sink, Store};
 use anyhow::{Context, Result, bail};
-use lpdrop_drop::s3::{Encryption, S3ConnectOptions};
-use lpdrop_drop::{LocalSink, Prefix, S3Location, S3Sink, S3Store, S3WriteOptions, Sink, Store};
 
 /// Where drops go or are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,46 +41,24 @@ impl Destination {
 }
 
 /// S3 settings; the standard AWS chain supplies credentials and `AWS_ENDPOINT_URL` the endpoint.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct S3Args {
-    /// Server-side encryption on writes: s3 (SSE-S3) or kms (SSE-KMS).
-    #[arg(long = "s3-sse", env = "LPDROP_S3_SSE", value_name = "s3|kms")]
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// Server-side encryption on writes: `s3` (SSE-S3) or `kms` (SSE-KMS).
     pub sse: Option<String>,
-    /// KMS key id or ARN for --s3-sse kms (the bucket's default key when absent).
-    #[arg(
-        long = "s3-kms-key-id",
-        env = "LPDROP_S3_KMS_KEY_ID",
-        value_name = "KEY"
-    )]
+    /// KMS key id or ARN for SSE-KMS (the bucket's default key when absent).
     pub kms_key_id: Option<String>,
     /// Storage class of written objects, e.g. STANDARD_IA.
-    #[arg(
-        long = "s3-storage-class",
-        env = "LPDROP_S3_STORAGE_CLASS",
-        value_name = "CLASS"
-    )]
     pub storage_class: Option<String>,
     /// Give the bucket owner full control of written objects (cross-account writes).
-    #[arg(
-        long = "s3-bucket-owner-full-control",
-        env = "LPDROP_S3_BUCKET_OWNER_FULL_CONTROL"
-    )]
     pub bucket_owner_full_control: bool,
     /// Role to assume for S3 (the customer's role that trusts lpdrop).
-    #[arg(long = "s3-role-arn", env = "LPDROP_S3_ROLE_ARN", value_name = "ARN")]
     pub role_arn: Option<String>,
     /// External id required by that role's trust policy.
-    #[arg(
-        long = "s3-external-id",
-        env = "LPDROP_S3_EXTERNAL_ID",
-        value_name = "ID",
-        hide_env_values = true
-    )]
     pub external_id: Option<String>,
 }
 
-impl S3Args {
-    fn write_options(&self) -> Result<S3WriteOptions> {
+impl S3Settings {
+    pub fn write_options(&self) -> Result<S3WriteOptions> {
         let encryption = match self.sse.as_deref() {
             None | Some("") => {
                 if self.kms_key_id.is_some() {
@@ -102,7 +81,7 @@ impl S3Args {
     }
 
     pub async fn store(&self, bucket: &str) -> Result<S3Store> {
-        let client = lpdrop_drop::s3::connect(&S3ConnectOptions {
+        let client = crate::s3::connect(&S3ConnectOptions {
             role_arn: self.role_arn.clone(),
             external_id: self.external_id.clone(),
             default_region: None,
@@ -117,7 +96,7 @@ impl S3Args {
 }
 
 /// The sink for a destination, checked to be reachable before any work starts.
-pub async fn open_sink(dest: &Destination, s3: &S3Args) -> Result<Arc<dyn Sink>> {
+pub async fn open_sink(dest: &Destination, s3: &S3Settings) -> Result<Arc<dyn Sink>> {
     match dest {
         Destination::Local(root) => {
             std::fs::create_dir_all(root)
@@ -136,7 +115,7 @@ pub async fn open_sink(dest: &Destination, s3: &S3Args) -> Result<Arc<dyn Sink>>
 }
 
 /// A store to read from, and the key prefix inside it, for `verify` and `gc`.
-pub async fn open_store(target: &str, s3: &S3Args) -> Result<(Store, String)> {
+pub async fn open_store(target: &str, s3: &S3Settings) -> Result<(Store, String)> {
     match Destination::parse(target)? {
         Destination::Local(path) => {
             if !path.is_dir() {

@@ -1,0 +1,248 @@
+//! The commands that publish or inspect drops (`sync`, `demo`, `convert`, `verify`, `gc`):
+//! flags into a record source, a plan and a store; then the summary.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use lpdrop_drop::{Destination, open_sink, open_store};
+use lpdrop_emulator::{Emulator, EmulatorConfig};
+use lpdrop_liveperson::{Client, ClientConfig, SearchFilters, Window};
+use lpdrop_pipeline::{
+    AccountConfig, DropPlan, DropReport, OutputSettings, PlannedDrop, RecordSource, SavedPages,
+    Search, run_drop,
+};
+use lpdrop_tables::Source;
+
+use crate::out::outln;
+use crate::progress::TerminalProgress;
+use crate::s3_args::S3Args;
+
+/// Publishes the records of `source` as one new drop at `dest`.
+async fn publish<S: RecordSource>(
+    source: S,
+    dest: &Destination,
+    s3: &S3Args,
+    output: OutputSettings,
+) -> Result<DropReport> {
+    let sink = open_sink(dest, &s3.settings()).await?;
+    let plan = DropPlan {
+        drop: PlannedDrop::new(),
+        prefix: dest.prefix(),
+        job: None,
+        output,
+    };
+    run_drop(
+        source,
+        plan,
+        sink,
+        None,
+        Arc::new(TerminalProgress::default()),
+    )
+    .await
+}
+
+/// `lpdrop sync`: one window of `tables` from the API, now.
+pub async fn sync(
+    client: ClientConfig,
+    tables: Source,
+    window: Window,
+    filters: SearchFilters,
+    dest: &Destination,
+    s3: &S3Args,
+    output: OutputSettings,
+) -> Result<DropReport> {
+    let client = Client::connect(client)
+        .await
+        .context("cannot reach the LivePerson Domain API")?;
+    match tables {
+        Source::Dimensions => {
+            let source = AccountConfig {
+                client,
+                window,
+                filters,
+            };
+            publish(source, dest, s3, output).await
+        }
+        Source::Messaging | Source::Chat => {
+            let source = Search::new(client, tables, window, filters);
+            publish(source, dest, s3, output).await
+        }
+    }
+}
+
+/// `lpdrop convert`: saved search pages into one drop.
+pub async fn convert(
+    input: &Path,
+    account_id: Option<String>,
+    window: Option<Window>,
+    dest: &Destination,
+    s3: &S3Args,
+    output: OutputSettings,
+) -> Result<DropReport> {
+    let source = SavedPages::open(input, account_id, window)?;
+    publish(source, dest, s3, output).await
+}
+
+/// `lpdrop demo`: the built-in emulator on a loopback port, and one day synced from it.
+pub async fn demo(out: &str, per_day: u32, s3: S3Args, output: OutputSettings) -> Result<()> {
+    let dest = Destination::parse(out)?;
+    let config = EmulatorConfig {
+        per_day,
+        ..EmulatorConfig::default()
+    };
+    let account = config.account_id.clone();
+    let key = config.api_key.clone();
+    let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .context("cannot start the emulator on a loopback port")?;
+    // The last full UTC day: every conversation in it is final in the emulator's data set.
+    let today = chrono::Utc::now().date_naive();
+    let from = (today - chrono::Days::new(1)).to_string();
+    let window = Window::parse(&from, &today.to_string())?;
+    outln!(
+        "Demo: syncing {window} from the built-in emulator at {}",
+        emulator.domain_url()
+    );
+    let result = sync(
+        ClientConfig::new(emulator.domain_url(), account, key),
+        Source::Messaging,
+        window,
+        SearchFilters::default(),
+        &dest,
+        &s3,
+        output,
+    )
+    .await;
+    emulator.shutdown().await;
+    let report = result?;
+    print_summary(&report);
+    let root = &report.drop.location;
+    outln!();
+    if root.starts_with("s3://") {
+        outln!("Check it with: lpdrop verify {root}");
+        outln!(
+            "Query it with DuckDB's httpfs extension, e.g. SELECT count(*) FROM '{root}/parquet/messages/*.parquet'"
+        );
+    } else {
+        outln!("Query it with DuckDB (pip install duckdb), for example:");
+        outln!(
+            "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT c.latest_skill_name, count(*) AS messages FROM '{root}/parquet/messages/*.parquet' m JOIN '{root}/parquet/conversations/*.parquet' c USING (conversation_id) GROUP BY 1 ORDER BY 2 DESC\\\").show()\""
+        );
+    }
+    Ok(())
+}
+
+/// `lpdrop verify`: a drop against its manifest.
+pub async fn verify(target: &str, s3: &S3Args) -> Result<()> {
+    let (store, base) = open_store(target, &s3.settings()).await?;
+    let report = lpdrop_drop::verify(&store, &base, matches!(store, lpdrop_drop::Store::S3(_)))
+        .await
+        .context("cannot read the drop")?;
+    let id = report.drop_id.as_deref().unwrap_or("?");
+    if report.ok() {
+        outln!(
+            "OK: drop {id}: {} files, {} rows, {:.1} MB match the manifest",
+            report.files_checked,
+            report.rows,
+            report.bytes as f64 / 1e6
+        );
+        return Ok(());
+    }
+    for problem in &report.problems {
+        outln!("problem: {problem}");
+    }
+    anyhow::bail!(
+        "drop {id} at {target} failed verification with {} problem(s)",
+        report.problems.len()
+    )
+}
+
+/// `lpdrop gc`: uncommitted drops and stale uploads older than `grace`.
+pub async fn gc(
+    target: &str,
+    grace: lpdrop_settings::Duration,
+    dry_run: bool,
+    s3: &S3Args,
+) -> Result<()> {
+    let (store, prefix) = open_store(target, &s3.settings()).await?;
+    let grace_chrono =
+        chrono::Duration::from_std(grace.get()).context("--older-than is too long")?;
+    let report =
+        lpdrop_drop::gc::gc(&store, &prefix, grace_chrono, chrono::Utc::now(), dry_run).await?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for (root, objects) in &report.removed_drops {
+        outln!(
+            "{verb} uncommitted drop {} ({objects} objects)",
+            store.location(root)
+        );
+    }
+    for upload in &report.aborted_uploads {
+        outln!(
+            "{verb} unfinished multipart upload of {}",
+            store.location(&upload.key)
+        );
+    }
+    outln!(
+        "{} committed drops kept, {} recent uncommitted drops kept (younger than {grace}), {} uncommitted drops and {} multipart uploads {verb}",
+        report.committed_drops,
+        report.recent_uncommitted,
+        report.removed_drops.len(),
+        report.aborted_uploads.len()
+    );
+    Ok(())
+}
+
+/// The human summary printed at the end of `sync` and `demo`.
+pub fn print_summary(report: &DropReport) {
+    let s = &report.stats;
+    let m = &report.drop.manifest;
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    outln!("Committed drop {}", m.drop_id);
+    outln!("  location      {}", report.drop.location);
+    outln!(
+        "  window        [{}, {})",
+        m.source.window_from,
+        m.source.window_to
+    );
+    if m.source.api == lpdrop_pipeline::api_name(Source::Dimensions) {
+        outln!(
+            "  entities      {} users, skills and agent groups in {:.1} s",
+            s.entities,
+            secs
+        );
+    } else {
+        outln!(
+            "  conversations {} ({} still open) in {:.1} s, {:.0} conversations/s",
+            s.conversations,
+            s.open_conversations,
+            secs,
+            s.conversations as f64 / secs
+        );
+    }
+    outln!(
+        "  pages         {} ({:.1} MB of API JSON); {} outside the exact window, {} duplicates skipped",
+        s.pages,
+        s.input_bytes as f64 / 1e6,
+        s.outside_window,
+        s.duplicates
+    );
+    outln!(
+        "  written       {} tables, {} files, {} rows, {:.1} MB",
+        m.totals.tables,
+        m.totals.files,
+        m.totals.rows,
+        m.totals.bytes as f64 / 1e6
+    );
+    if m.quarantine.records > 0 {
+        let key = m.quarantine.file.as_ref().map_or("", |f| f.path.as_str());
+        outln!(
+            "  quarantined   {} records that could not be read (see {key})",
+            m.quarantine.records
+        );
+    }
+    for t in &m.tables {
+        outln!("    {:<28} {:>9} rows", t.name, t.rows);
+    }
+}
