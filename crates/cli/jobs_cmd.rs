@@ -6,20 +6,9 @@ use lpdrop_jobs::schedule::split;
 use lpdrop_jobs::{Job, JobSpec, JobState, ListFilter, Queue, Source, fmt_ms};
 use lpdrop_liveperson::Window;
 
-use crate::SourceKind;
 use lpdrop_drop::Destination;
 
 use crate::out::{out, outln};
-
-impl From<SourceKind> for Source {
-    fn from(s: SourceKind) -> Source {
-        match s {
-            SourceKind::Messaging => Source::Messaging,
-            SourceKind::Chat => Source::Chat,
-            SourceKind::Dimensions => Source::Dimensions,
-        }
-    }
-}
 
 #[derive(Subcommand)]
 pub enum JobsCommand {
@@ -93,8 +82,8 @@ pub struct AddArgs {
     split: Option<String>,
     /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
     /// (agents, skills, agent groups: a snapshot per job).
-    #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
-    source: SourceKind,
+    #[arg(long, value_enum, default_value_t = Source::Messaging)]
+    source: Source,
     /// Only conversations that held this skill (repeatable).
     #[arg(long = "skill", value_name = "ID")]
     skills: Vec<i64>,
@@ -218,7 +207,7 @@ async fn add(queue: &Queue, args: AddArgs) -> Result<()> {
         .map(|s| parse_duration_ms(s, "--split"))
         .transpose()?;
     let dest = normalize_dest(&args.out)?;
-    let source = Source::from(args.source);
+    let source = args.source;
     let windows = split(window.from_ms(), window.to_ms(), step);
     let specs: Vec<JobSpec> = windows
         .iter()

@@ -29,10 +29,8 @@ pub fn init(format: LogFormat, quiet: bool, verbose: u8) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let default = format!(
-        "warn,aws_config=error,lpdrop={level},lpdrop_liveperson={level},lpdrop_drop={level},lpdrop_jobs={level},\
-         lpdrop_metrics={level},lpdrop_emulator={level}"
-    );
+    // A directive's target is a prefix: `lpdrop` covers every `lpdrop_*` crate too.
+    let default = format!("warn,aws_config=error,lpdrop={level}");
     let filter = std::env::var("LPDROP_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()

@@ -26,7 +26,7 @@ use lpdrop_liveperson::client::DEFAULT_DOMAIN;
 use lpdrop_liveperson::oauth1::ApiKey;
 use lpdrop_liveperson::{ClientConfig, SearchFilters, Window};
 use lpdrop_pipeline::OutputSettings;
-use lpdrop_settings::Duration;
+use lpdrop_settings::{Duration, Source};
 use lpdrop_tables::ColumnMapping;
 
 use crate::drop_cmds::print_summary;
@@ -122,8 +122,8 @@ enum Command {
         out: String,
         /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
         /// (agents, skills, agent groups: a snapshot; the window only labels the drop).
-        #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
-        source: SourceKind,
+        #[arg(long, value_enum, default_value_t = Source::Messaging)]
+        source: Source,
         /// Only conversations that held this skill (repeatable).
         #[arg(long = "skill", value_name = "ID")]
         skills: Vec<i64>,
@@ -338,25 +338,6 @@ enum EmulatorAction {
         #[command(flatten)]
         data: EmulatorData,
     },
-}
-
-/// `--source`: messaging (Messaging Interactions conversations), chat (Engagement History
-/// legacy chats) or dimensions (agents, skills and agent groups from the account configuration).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SourceKind {
-    Messaging,
-    Chat,
-    Dimensions,
-}
-
-impl From<SourceKind> for lpdrop_tables::Source {
-    fn from(s: SourceKind) -> Self {
-        match s {
-            SourceKind::Messaging => lpdrop_tables::Source::Messaging,
-            SourceKind::Chat => lpdrop_tables::Source::Chat,
-            SourceKind::Dimensions => lpdrop_tables::Source::Dimensions,
-        }
-    }
 }
 
 /// LivePerson account, endpoint and API key (OAuth 1.0a).
@@ -576,7 +557,7 @@ async fn run(
         } => {
             let report = drop_cmds::sync(
                 (*lp).client_config()?,
-                source.into(),
+                source,
                 Window::parse(&from, &to)?,
                 SearchFilters {
                     skill_ids: skills,

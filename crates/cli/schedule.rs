@@ -7,7 +7,6 @@ use lpdrop_jobs::schedule::plan;
 use lpdrop_jobs::{JobSpec, JobState, ListFilter, Queue, REFETCH_ORIGIN, Source, fmt_ms};
 use lpdrop_liveperson::window::parse_time;
 
-use crate::SourceKind;
 use crate::jobs_cmd::{normalize_dest, parse_duration_ms};
 use crate::out::outln;
 
@@ -32,8 +31,8 @@ pub struct ScheduleArgs {
     out: String,
     /// Which API to read: messaging (conversations), chat (Engagement History) or dimensions
     /// (agents, skills, agent groups: a snapshot per window).
-    #[arg(long, value_enum, default_value_t = SourceKind::Messaging)]
-    source: SourceKind,
+    #[arg(long, value_enum, default_value_t = Source::Messaging)]
+    source: Source,
     /// Only conversations that held this skill (repeatable).
     #[arg(long = "skill", value_name = "ID")]
     skills: Vec<i64>,
@@ -129,7 +128,7 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
         None => chrono::Utc::now().timestamp_millis(),
     };
     let dest = normalize_dest(&args.out)?;
-    let source = Source::from(args.source);
+    let source = args.source;
     let queue = Queue::open(queue_url).await.with_context(|| {
         format!(
             "cannot open the job queue {}",

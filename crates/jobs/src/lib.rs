@@ -173,39 +173,8 @@ impl fmt::Display for JobState {
     }
 }
 
-/// Which LivePerson API a job reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Messaging,
-    Chat,
-    Dimensions,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Messaging => "messaging",
-            Source::Chat => "chat",
-            Source::Dimensions => "dimensions",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "messaging" => Ok(Source::Messaging),
-            "chat" => Ok(Source::Chat),
-            "dimensions" => Ok(Source::Dimensions),
-            _ => Err(QueueError::Invalid(format!("unknown source {s:?}"))),
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which LivePerson API a job reads (one type for flags, queue and tables).
+pub use lpdrop_settings::Source;
 
 /// What a job does: one account, one source, one half-open UTC window `[from, to)` of
 /// conversation start time, filters, and where the drop goes. No secrets: the worker reads
@@ -715,7 +684,7 @@ impl JobRow {
             id: self.id,
             spec: JobSpec {
                 account_id: self.account_id,
-                source: Source::parse(&self.source)?,
+                source: self.source.parse().map_err(QueueError::Invalid)?,
                 window_from_ms: self.window_from,
                 window_to_ms: self.window_to,
                 skill_ids: JobSpec::skill_ids_from_json(&self.filters)?,

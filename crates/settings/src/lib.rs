@@ -3,10 +3,13 @@
 //! - [`duration`]: `250ms`, `90s`, `5m`, `24h`, `7d`, `1h 30m` (humantime's grammar), for
 //!   every duration flag, environment variable and config-file key;
 //! - [`url`]: one redactor for URLs shown to people (user-info passwords and secret query
-//!   parameters), and one loopback rule for where plain http is allowed.
+//!   parameters), and one loopback rule for where plain http is allowed;
+//! - [`source`]: which LivePerson API a drop or job reads.
 
 pub mod duration;
+pub mod source;
 pub mod url;
 
 pub use duration::{Duration, parse_duration};
+pub use source::Source;
 pub use url::{is_loopback_host, is_loopback_url, redact_url, require_tls_unless_loopback};

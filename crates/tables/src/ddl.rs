@@ -148,7 +148,7 @@ const SOURCES: [Source; 3] = [Source::Messaging, Source::Chat, Source::Dimension
 fn source_banner(out: &mut String, source: Source, note: &str) {
     out.push_str(&format!(
         "\n-- ==== Source {}: {} tables{note}.\n",
-        source.name(),
+        source.as_str(),
         tables_of(source).len()
     ));
 }
@@ -307,7 +307,7 @@ fn athena(mapping: Option<&ColumnMapping>) -> String {
         .expect("the example drop root is valid");
         out.push_str(&format!(
             "\n-- Registering one committed {} drop (here {ATHENA_ROOT}/{EXAMPLE_DROP}):\n",
-            source.name()
+            source.as_str()
         ));
         for line in example.lines() {
             out.push_str(&format!("-- {line}\n"));

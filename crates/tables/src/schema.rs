@@ -61,27 +61,8 @@ pub struct Column {
     pub description: &'static str,
 }
 
-/// Which LivePerson API a table's rows come from. A drop holds the tables of one source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Source {
-    /// Messaging Interactions (`msgHist`): conversations.
-    Messaging,
-    /// Engagement History (`engHistDomain`): legacy chats.
-    Chat,
-    /// Account configuration (`accountConfigReadOnly`): agents, skills, agent groups.
-    Dimensions,
-}
-
-impl Source {
-    /// The name in schema files and the `--source` flag.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Messaging => "messaging",
-            Source::Chat => "chat",
-            Source::Dimensions => "dimensions",
-        }
-    }
-}
+/// Which LivePerson API a table's rows come from (one type for flags, queue and tables).
+pub use lpdrop_settings::Source;
 
 /// One relational table.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,7 +128,7 @@ impl TableDef {
         serde_json::json!({
             "schema_version": SCHEMA_VERSION,
             "table": self.name,
-            "source": self.source.name(),
+            "source": self.source.as_str(),
             "description": self.description,
             "grain": self.grain,
             "root_table": self.root,
@@ -207,7 +188,7 @@ pub fn data_dictionary(tables: &[&TableDef]) -> String {
         }
         out.push_str(&format!(
             "\n## Source `{}`\n\n| table | description | grain |\n|---|---|---|\n",
-            source.name()
+            source.as_str()
         ));
         for t in &in_source {
             out.push_str(&format!(
@@ -225,7 +206,7 @@ pub fn data_dictionary(tables: &[&TableDef]) -> String {
              | column | type | nullable | source | description |\n|---|---|---|---|---|\n",
             t.name,
             t.description,
-            t.source.name(),
+            t.source.as_str(),
             t.grain.join(", "),
             t.root,
             t.entity_key,

@@ -22,6 +22,34 @@ pub fn clean_command(bin: impl AsRef<OsStr>) -> Command {
     cmd
 }
 
+/// Points `cmd` at an emulator at `url` with its default account and keys (all four
+/// `emulator`).
+pub fn emulator_credentials(cmd: &mut Command, url: &str) {
+    cmd.env("LP_DOMAIN", url)
+        .env("LP_ACCOUNT_ID", "12345678")
+        .env("LP_APP_KEY", "emulator")
+        .env("LP_APP_SECRET", "emulator")
+        .env("LP_ACCESS_TOKEN", "emulator")
+        .env("LP_ACCESS_TOKEN_SECRET", "emulator");
+}
+
+/// Every file under `root`, in no particular order.
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a readable folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 /// Runs `cmd` to the end; its stdout and stderr go to the test log.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("the command starts");

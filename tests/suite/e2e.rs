@@ -5,27 +5,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lpdrop_testkit::cli::{clean_command, committed_drops, output_text, run};
+use lpdrop_testkit::cli::{committed_drops, output_text, run};
+
+use crate::lpdrop;
 use sha2::{Digest, Sha256};
 
-fn lpdrop() -> Command {
-    clean_command(env!("CARGO_BIN_EXE_lpdrop"))
-}
-
 fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(path);
-            }
-        }
-    }
-    out
+    lpdrop_testkit::cli::files_under(dir).into_iter().collect()
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -167,7 +153,7 @@ impl RunningEmulator {
     }
 
     fn with_args(args: &[&str]) -> Self {
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lpdrop"));
+        let bin = crate::bin();
         RunningEmulator(lpdrop_testkit::EmulatorProcess::start(bin, args))
     }
 

@@ -10,32 +10,16 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lpdrop_testkit::cli::{Spawned, clean_command, committed_drops, run};
+use lpdrop_testkit::cli::{Spawned, committed_drops, run};
+
+use crate::with_queue;
 
 const PER_DAY: u32 = 2000;
 const JOBS: u64 = 4;
 /// Only to keep a broken run from hanging: nothing is timed.
 const DEADLINE: Duration = Duration::from_secs(300);
-
-fn lpdrop() -> Command {
-    clean_command(env!("CARGO_BIN_EXE_lpdrop"))
-}
-
-/// `lpdrop --queue QUEUE ...` with the emulator's credentials.
-fn with_queue(queue: &str, emulator_url: &str) -> Command {
-    let mut cmd = lpdrop();
-    cmd.env("LPDROP_QUEUE", queue)
-        .env("LP_DOMAIN", emulator_url)
-        .env("LP_ACCOUNT_ID", "12345678")
-        .env("LP_APP_KEY", "emulator")
-        .env("LP_APP_SECRET", "emulator")
-        .env("LP_ACCESS_TOKEN", "emulator")
-        .env("LP_ACCESS_TOKEN_SECRET", "emulator");
-    cmd
-}
 
 /// A plain HTTP/1.1 GET: status, lower-cased head, body.
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
@@ -207,7 +191,7 @@ fn check_histogram(scrape: &Scrape, name: &str) {
 #[test]
 fn a_running_worker_serves_metrics_that_move_and_health_that_holds() {
     // The first two data requests are throttled (429): two retries to count.
-    let bin = Path::new(env!("CARGO_BIN_EXE_lpdrop"));
+    let bin = crate::bin();
     let emulator = lpdrop_testkit::EmulatorProcess::start(
         bin,
         &["--per-day", &PER_DAY.to_string(), "--faults", "429=first:2"],

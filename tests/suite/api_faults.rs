@@ -15,9 +15,7 @@ const PER_DAY: &str = "600";
 const FROM: &str = "2026-02-10T07:13:00Z";
 const TO: &str = "2026-02-12T01:02:00Z";
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_lpdrop"))
-}
+use crate::bin;
 
 fn sync(emulator: &EmulatorProcess, out: &Path, extra: &[&str]) -> Output {
     let out = Command::new(bin())

@@ -4,78 +4,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use lpdrop_testkit::cli::{Spawned, clean_command, committed_drops, output_text, run};
+use lpdrop_testkit::cli::{Spawned, committed_drops, files_under, output_text, run};
+
+use crate::{RunningEmulator, lpdrop, with_queue};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::RowAccessor;
 
 const PER_DAY: u32 = 2000;
 
-fn lpdrop() -> Command {
-    clean_command(env!("CARGO_BIN_EXE_lpdrop"))
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// `lpdrop emulator` on a free port, stopped when dropped.
-/// `lpdrop emulator` on a free port, stopped when dropped.
-struct RunningEmulator(lpdrop_testkit::EmulatorProcess);
-
-impl RunningEmulator {
-    fn start(per_day: u32) -> Self {
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lpdrop"));
-        RunningEmulator(lpdrop_testkit::EmulatorProcess::start(
-            bin,
-            &["--per-day", &per_day.to_string()],
-        ))
-    }
-
-    fn url(&self) -> &str {
-        &self.0.url
-    }
-}
-
-/// `lpdrop --queue QUEUE ...` with the emulator's credentials (the account comes from the
-/// job, the secrets from this environment).
-fn with_queue(queue: &str, emulator_url: &str) -> Command {
-    let mut cmd = lpdrop();
-    cmd.env("LPDROP_QUEUE", queue)
-        .env("LP_DOMAIN", emulator_url)
-        .env("LP_ACCOUNT_ID", "12345678")
-        .env("LP_APP_KEY", "emulator")
-        .env("LP_APP_SECRET", "emulator")
-        .env("LP_ACCESS_TOKEN", "emulator")
-        .env("LP_ACCESS_TOKEN_SECRET", "emulator");
-    cmd
 }
 
 fn jobs_json(queue: &str) -> Vec<serde_json::Value> {
     let out = run(lpdrop().args(["--queue", queue, "jobs", "list", "--json"]));
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Every file under `root`.
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 /// The conversation ids in a drop's `conversations` table.

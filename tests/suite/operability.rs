@@ -14,9 +14,7 @@ const ACCESS_TOKEN: &str = "accesstoken-M4PB8";
 const TOKEN_SECRET: &str = "tokensecret-V81RT";
 const SECRETS: [&str; 4] = [APP_KEY, APP_SECRET, ACCESS_TOKEN, TOKEN_SECRET];
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_lpdrop"))
-}
+use crate::bin;
 
 /// The binary with a clean environment for the variables it reads.
 fn lpdrop() -> Command {
