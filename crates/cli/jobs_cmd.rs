@@ -177,14 +177,14 @@ pub async fn run(queue_url: &str, command: JobsCommand) -> Result<()> {
             max_attempts,
         } => {
             let dest = normalize_dest(&out)?;
-            let target = crate::schedule::RefetchTarget {
+            let target = lpdrop_jobs::schedule::RefetchTarget {
                 account_id: &account_id,
                 source: Source::Messaging,
                 dest: &dest,
                 max_attempts,
             };
             let now = chrono::Utc::now().timestamp_millis();
-            match crate::schedule::enqueue_refetch(&queue, &target, now, i64::MAX).await? {
+            match lpdrop_jobs::schedule::enqueue_refetch(&queue, &target, now, i64::MAX).await? {
                 Some((id, waiting)) => outln!(
                     "Enqueued refetch job {id}: {waiting} conversations of account {account_id} \
                      that were open are read again by id"

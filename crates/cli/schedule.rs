@@ -3,8 +3,10 @@
 //! the last one, and racing runs enqueue each window once.
 
 use anyhow::{Context, Result, bail};
-use lpdrop_jobs::schedule::plan;
-use lpdrop_jobs::{JobSpec, JobState, ListFilter, Queue, REFETCH_ORIGIN, Source, fmt_ms};
+use lpdrop_jobs::schedule::{
+    RefetchTarget, ScheduleSpec, Scheduled, enqueue_refetch, schedule_due,
+};
+use lpdrop_jobs::{Queue, Source, fmt_ms};
 use lpdrop_liveperson::window::parse_time;
 
 use crate::jobs_cmd::{normalize_dest, parse_duration_ms};
@@ -52,64 +54,6 @@ pub struct ScheduleArgs {
     now: Option<String>,
 }
 
-/// Whose open conversations a refetch job re-reads, and where its drop goes.
-pub struct RefetchTarget<'a> {
-    pub account_id: &'a str,
-    pub source: Source,
-    pub dest: &'a str,
-    pub max_attempts: u32,
-}
-
-/// Enqueues one refetch job when open conversations recorded before `cutoff_ms` wait and no
-/// refetch job of the account and source is pending already. Returns the job id and how many
-/// conversations wait.
-pub async fn enqueue_refetch(
-    queue: &Queue,
-    target: &RefetchTarget<'_>,
-    now_ms: i64,
-    cutoff_ms: i64,
-) -> Result<Option<(i64, u64)>> {
-    let waiting = queue
-        .pending_open_conversations(target.account_id, target.source, cutoff_ms)
-        .await?;
-    if waiting == 0 {
-        return Ok(None);
-    }
-    let pending = queue
-        .list(&ListFilter {
-            states: vec![
-                JobState::Queued,
-                JobState::Running,
-                JobState::Finished,
-                JobState::Failed,
-            ],
-            account_id: Some(target.account_id.to_string()),
-            limit: None,
-        })
-        .await?;
-    if pending
-        .iter()
-        .any(|j| j.spec.origin == REFETCH_ORIGIN && j.spec.source == target.source)
-    {
-        return Ok(None);
-    }
-    // The window records when the refetch was due; the job reads by id, not by window.
-    let from = cutoff_ms.min(now_ms - 1000);
-    let ids = queue
-        .add(&[JobSpec {
-            account_id: target.account_id.to_string(),
-            source: target.source,
-            window_from_ms: from,
-            window_to_ms: now_ms,
-            skill_ids: Vec::new(),
-            dest: target.dest.to_string(),
-            max_attempts: target.max_attempts,
-            origin: REFETCH_ORIGIN.into(),
-        }])
-        .await?;
-    Ok(ids.first().map(|&id| (id, waiting)))
-}
-
 pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
     let every = parse_duration_ms(&args.every, "--every")?;
     let delay = lpdrop_settings::parse_duration(&args.delay)
@@ -152,70 +96,67 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
             );
         }
     }
-    let current = queue.watermark(&args.account_id, source).await?;
-    let from = match (current, start) {
-        (Some(w), _) => w,
-        (None, Some(s)) => s,
-        (None, None) => bail!(
+    let spec = ScheduleSpec {
+        account_id: args.account_id.clone(),
+        source,
+        every_ms: every,
+        delay_ms: delay,
+        lookback_ms: lookback,
+        start_ms: start,
+        skill_ids: args.skills.clone(),
+        dest: dest.clone(),
+        max_attempts: args.max_attempts,
+    };
+    match schedule_due(&queue, &spec, now).await? {
+        Scheduled::NoStart => bail!(
             "account {} has no {source} watermark yet: give --start T for the first run \
              (e.g. --start {})",
             args.account_id,
             chrono::Utc::now().format("%Y-%m-%d")
         ),
-    };
-    let Some(p) = plan(from, now, every, delay, lookback, start) else {
-        let next_end = (from.div_euclid(every) + 1) * every;
-        outln!(
+        Scheduled::NothingDue {
+            watermark_ms,
+            next_end_ms,
+            due_ms,
+        } => outln!(
             "Nothing due for account {} {source}: watermark {}; the next window [{}, {}) is due at {}",
             args.account_id,
-            fmt_ms(from),
-            fmt_ms(from),
-            fmt_ms(next_end),
-            fmt_ms(next_end + delay)
-        );
-        return Ok(());
-    };
-    let spec = |(from, to): (i64, i64), origin: &str| JobSpec {
-        account_id: args.account_id.clone(),
-        source,
-        window_from_ms: from,
-        window_to_ms: to,
-        skill_ids: args.skills.clone(),
-        dest: dest.clone(),
-        max_attempts: args.max_attempts,
-        origin: origin.into(),
-    };
-    let mut specs: Vec<JobSpec> = p.windows.iter().map(|&w| spec(w, "schedule")).collect();
-    specs.extend(p.lookback.iter().map(|&w| spec(w, "lookback")));
-    let Some(ids) = queue
-        .advance_watermark(&args.account_id, source, current, p.new_watermark, &specs)
-        .await?
-    else {
-        outln!(
+            fmt_ms(watermark_ms),
+            fmt_ms(watermark_ms),
+            fmt_ms(next_end_ms),
+            fmt_ms(due_ms)
+        ),
+        Scheduled::Raced => outln!(
             "Another schedule run enqueued these windows first; nothing to do (watermark moved)"
-        );
-        return Ok(());
-    };
-    outln!(
-        "Enqueued {} job{} for account {} {source} into {dest}: {} new window{} [{}, {}){}",
-        ids.len(),
-        if ids.len() == 1 { "" } else { "s" },
-        args.account_id,
-        p.windows.len(),
-        if p.windows.len() == 1 { "" } else { "s" },
-        fmt_ms(from),
-        fmt_ms(p.new_watermark),
-        if p.lookback.is_empty() {
-            String::new()
-        } else {
-            format!(", and {} read again (lookback)", p.lookback.len())
+        ),
+        Scheduled::Enqueued {
+            ids,
+            windows,
+            lookback,
+            from_ms,
+            watermark_ms,
+        } => {
+            outln!(
+                "Enqueued {} job{} for account {} {source} into {dest}: {windows} new window{} [{}, {}){}",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                args.account_id,
+                if windows == 1 { "" } else { "s" },
+                fmt_ms(from_ms),
+                fmt_ms(watermark_ms),
+                if lookback == 0 {
+                    String::new()
+                } else {
+                    format!(", and {lookback} read again (lookback)")
+                }
+            );
+            if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+                outln!(
+                    "  jobs {first}..{last}; watermark now {}",
+                    fmt_ms(watermark_ms)
+                );
+            }
         }
-    );
-    if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-        outln!(
-            "  jobs {first}..{last}; watermark now {}",
-            fmt_ms(p.new_watermark)
-        );
     }
     Ok(())
 }

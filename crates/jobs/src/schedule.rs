@@ -1,6 +1,9 @@
-//! Window arithmetic for `jobs add --split` and `schedule`: windows are cut at multiples of
-//! the step counted from the Unix epoch (so `1h` windows start on the hour and `1d` windows at
-//! midnight UTC, whatever the first bound is).
+//! Scheduling: window arithmetic for `jobs add --split` and `schedule` (windows are cut at
+//! multiples of the step counted from the Unix epoch, so `1h` windows start on the hour and
+//! `1d` windows at midnight UTC, whatever the first bound is), the watermark-driven enqueueing
+//! of due windows ([`schedule_due`]), and refetch jobs for late data ([`enqueue_refetch`]).
+
+use crate::{JobSpec, JobState, ListFilter, Queue, REFETCH_ORIGIN, Result, Source};
 
 /// `[from, to)` cut at every multiple of `step_ms` in between; one window when `step_ms` is
 /// `None`. Empty when `from >= to`.
@@ -63,6 +66,162 @@ pub fn plan(
         windows,
         lookback,
         new_watermark: horizon,
+    })
+}
+
+/// Whose open conversations a refetch job re-reads, and where its drop goes.
+pub struct RefetchTarget<'a> {
+    pub account_id: &'a str,
+    pub source: Source,
+    pub dest: &'a str,
+    pub max_attempts: u32,
+}
+
+/// Enqueues one refetch job when open conversations recorded before `cutoff_ms` wait and no
+/// refetch job of the account and source is pending already. Returns the job id and how many
+/// conversations wait.
+pub async fn enqueue_refetch(
+    queue: &Queue,
+    target: &RefetchTarget<'_>,
+    now_ms: i64,
+    cutoff_ms: i64,
+) -> Result<Option<(i64, u64)>> {
+    let waiting = queue
+        .pending_open_conversations(target.account_id, target.source, cutoff_ms)
+        .await?;
+    if waiting == 0 {
+        return Ok(None);
+    }
+    let pending = queue
+        .list(&ListFilter {
+            states: vec![
+                JobState::Queued,
+                JobState::Running,
+                JobState::Finished,
+                JobState::Failed,
+            ],
+            account_id: Some(target.account_id.to_string()),
+            limit: None,
+        })
+        .await?;
+    if pending
+        .iter()
+        .any(|j| j.spec.origin == REFETCH_ORIGIN && j.spec.source == target.source)
+    {
+        return Ok(None);
+    }
+    // The window records when the refetch was due; the job reads by id, not by window.
+    let from = cutoff_ms.min(now_ms - 1000);
+    let ids = queue
+        .add(&[JobSpec {
+            account_id: target.account_id.to_string(),
+            source: target.source,
+            window_from_ms: from,
+            window_to_ms: now_ms,
+            skill_ids: Vec::new(),
+            dest: target.dest.to_string(),
+            max_attempts: target.max_attempts,
+            origin: REFETCH_ORIGIN.into(),
+        }])
+        .await?;
+    Ok(ids.first().map(|&id| (id, waiting)))
+}
+
+/// What one `schedule` run enqueues: the windows of an account and source after its
+/// watermark, on the grid of `every_ms`.
+pub struct ScheduleSpec {
+    pub account_id: String,
+    pub source: Source,
+    pub every_ms: i64,
+    /// A window is due once it ended at least this long ago.
+    pub delay_ms: i64,
+    /// Each window is read again this much later, when set.
+    pub lookback_ms: Option<i64>,
+    /// Where the first run starts when there is no watermark yet.
+    pub start_ms: Option<i64>,
+    pub skill_ids: Vec<i64>,
+    pub dest: String,
+    pub max_attempts: u32,
+}
+
+/// What a `schedule` run did.
+#[derive(Debug)]
+pub enum Scheduled {
+    /// No watermark yet and no start given.
+    NoStart,
+    /// Nothing is due: the next window `[from, next_end)` falls due at `due_ms`.
+    NothingDue {
+        watermark_ms: i64,
+        next_end_ms: i64,
+        due_ms: i64,
+    },
+    /// Another run advanced the watermark first; nothing was enqueued.
+    Raced,
+    /// Jobs enqueued: `windows` new ones and `lookback` read again, from `from_ms` to the new
+    /// watermark.
+    Enqueued {
+        ids: Vec<i64>,
+        windows: usize,
+        lookback: usize,
+        from_ms: i64,
+        watermark_ms: i64,
+    },
+}
+
+/// Enqueues the windows of `spec` that are due at `now_ms` and advances the watermark in the
+/// same transaction, so that racing runs enqueue each window once.
+pub async fn schedule_due(queue: &Queue, spec: &ScheduleSpec, now_ms: i64) -> Result<Scheduled> {
+    let current = queue.watermark(&spec.account_id, spec.source).await?;
+    let from = match (current, spec.start_ms) {
+        (Some(w), _) => w,
+        (None, Some(s)) => s,
+        (None, None) => return Ok(Scheduled::NoStart),
+    };
+    let Some(p) = plan(
+        from,
+        now_ms,
+        spec.every_ms,
+        spec.delay_ms,
+        spec.lookback_ms,
+        spec.start_ms,
+    ) else {
+        let next_end_ms = (from.div_euclid(spec.every_ms) + 1) * spec.every_ms;
+        return Ok(Scheduled::NothingDue {
+            watermark_ms: from,
+            next_end_ms,
+            due_ms: next_end_ms + spec.delay_ms,
+        });
+    };
+    let job = |(from, to): (i64, i64), origin: &str| JobSpec {
+        account_id: spec.account_id.clone(),
+        source: spec.source,
+        window_from_ms: from,
+        window_to_ms: to,
+        skill_ids: spec.skill_ids.clone(),
+        dest: spec.dest.clone(),
+        max_attempts: spec.max_attempts,
+        origin: origin.into(),
+    };
+    let mut specs: Vec<JobSpec> = p.windows.iter().map(|&w| job(w, "schedule")).collect();
+    specs.extend(p.lookback.iter().map(|&w| job(w, "lookback")));
+    let enqueued = queue
+        .advance_watermark(
+            &spec.account_id,
+            spec.source,
+            current,
+            p.new_watermark,
+            &specs,
+        )
+        .await?;
+    Ok(match enqueued {
+        None => Scheduled::Raced,
+        Some(ids) => Scheduled::Enqueued {
+            ids,
+            windows: p.windows.len(),
+            lookback: p.lookback.len(),
+            from_ms: from,
+            watermark_ms: p.new_watermark,
+        },
     })
 }
 
