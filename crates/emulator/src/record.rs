@@ -17,7 +17,7 @@ use crate::catalog::{
     FIRST_NAMES, GROUPS, HUMAN_GREETINGS, LAST_NAMES, PLACES, Place, SKILLS, SURVEY_FREE_TEXT,
     TOPICS, Topic, UNASSIGNED_ID, UNASSIGNED_NAME, UserType,
 };
-use crate::dataset::{Dataset, STREAM_DETAIL, Skeleton, lp_time};
+use crate::dataset::{Dataset, STREAM_DETAIL, Segment, Skeleton, lp_time};
 use crate::rng::{Rng, key};
 
 // Salts for the secondary UUIDs of a conversation.
@@ -30,6 +30,57 @@ const SALT_AGENT_SURVEY: u64 = 4;
 /// consumer tokens, the rarer SDE fields, ...). Drawing them from their own stream keeps every
 /// value drawn from [`STREAM_DETAIL`] byte-identical to what it was: records only gain keys.
 const STREAM_EXTRA: u64 = 0x5DE5;
+
+/// The hash stream of the vendor's rarer nodes added next (skill changes, link and
+/// secure-form messages, a message's device). Its own stream for the same reason as
+/// [`STREAM_EXTRA`]: a record without these nodes is byte-identical to what it was, and one
+/// with them differs only where they are.
+const STREAM_RARE: u64 = 0x5DE6;
+
+/// Per mille of the agent replies that could carry anything (not a greeting, hand-off,
+/// goodbye or card) sent as a link to a document instead of text.
+const LINK_PER_MILLE: u64 = 25;
+
+/// Per mille of a human agent's plain replies that invite the consumer to a secure form.
+const SECURE_FORM_PER_MILLE: u64 = 12;
+
+/// Per mille of the conversations with a skill move whose `skillChanges` lists them; the
+/// others send it empty, as both vendor examples do.
+const SKILL_CHANGES_PER_MILLE: u64 = 100;
+
+/// Per mille of the conversations whose consumer messages carry the consumer's device in the
+/// (deprecated) `device` field; the rest send the vendor examples' "undefined".
+const MESSAGE_DEVICE_PER_MILLE: u64 = 150;
+
+/// Documents an agent sends as link content: `(externalFileLink, fileType, caption)`.
+const LINKS: &[(&str, &str, &str)] = &[
+    (
+        "https://www.thriveair.example/docs/conditions-of-carriage.pdf",
+        "PDF",
+        "Conditions of carriage",
+    ),
+    (
+        "https://www.thriveair.example/docs/baggage-claim-form.pdf",
+        "PDF",
+        "Baggage claim form",
+    ),
+    (
+        "https://www.thriveair.example/docs/refund-policy.pdf",
+        "PDF",
+        "Refunds and compensation",
+    ),
+    (
+        "https://media.thriveair.example/guides/cabin-bag-sizes.png",
+        "PNG",
+        "Cabin bag sizes",
+    ),
+];
+
+/// Secure forms an agent invites the consumer to: `(formId, formName)`.
+const SECURE_FORMS: &[(&str, &str)] = &[
+    ("4800000101", "Payment card details"),
+    ("4800000102", "Passport details"),
+];
 
 const SOURCES: &[&str] = &[
     "APP",
@@ -88,6 +139,8 @@ struct Builder<'a> {
     r: Rng,
     /// Draws for the fields added later (see [`STREAM_EXTRA`]).
     x: Rng,
+    /// Draws for the rarer nodes (see [`STREAM_RARE`]).
+    rare: Rng,
     vars: Vars,
     consumer: Consumer,
     source: &'static str,
@@ -136,6 +189,7 @@ impl<'a> Builder<'a> {
             topic,
             r,
             x: Rng::new(key(d.seed, index, STREAM_EXTRA)),
+            rare: Rng::new(key(d.seed, index, STREAM_RARE)),
             vars,
             consumer,
             source,
@@ -254,20 +308,49 @@ impl<'a> Builder<'a> {
         let mut score_sum = 0i64;
         let mut mcs = 0i64;
         let mut greeted = vec![false; segs];
+        // A secure form the consumer was invited to and has not submitted yet.
+        let mut invited: Option<Value> = None;
+        let mut secure_forms = false;
         for m in &msgs {
             let seg = m.segment.unwrap_or(0);
             let agent = &AGENTS[self.sk.segments[seg].agent];
             // Goodbyes only where there was room for a real exchange first.
             let closing = !open && n >= 6 && m.seq + 2 >= n;
             let mut rec = Map::new();
-            let (kind, data, context) = if m.consumer {
-                self.consumer_message(m.seq, closing)
+            let first = !m.consumer && !greeted[seg];
+            let handing_off = !m.consumer && seg + 1 < segs && agent.user_type == UserType::Bot;
+            let (mut kind, mut data, context) = if m.consumer {
+                let normal = self.consumer_message(m.seq, closing);
+                // The consumer fills in the form they were just invited to.
+                match invited.take() {
+                    Some(form) if !closing => {
+                        let (k, d) = self.secure_form_submit(form);
+                        (k, d, normal.2)
+                    }
+                    _ => normal,
+                }
             } else {
-                let first = !greeted[seg];
                 greeted[seg] = true;
-                let handing_off = seg + 1 < segs && agent.user_type == UserType::Bot;
                 self.agent_message(agent, first, closing, handing_off)
             };
+            // The rarer content replaces an ordinary reply after it was drawn, so that every
+            // other draw of the conversation stays what it was.
+            let ordinary = kind == "TEXT_PLAIN"
+                && !(first || closing || handing_off)
+                && data.get("quickReplies").is_none();
+            if !m.consumer && ordinary {
+                if agent.user_type == UserType::Human
+                    && m.seq + 1 < n
+                    && self.rare.chance(SECURE_FORM_PER_MILLE)
+                {
+                    let form = self.secure_form_invitation();
+                    invited = Some(form["secureForm"].clone());
+                    secure_forms = true;
+                    (kind, data) = ("SECURE_FORM_INVITATION", form);
+                } else if self.rare.chance(LINK_PER_MILLE) {
+                    (kind, data) = ("LINK", self.link());
+                }
+            }
             rec.insert("type".into(), kind.into());
             rec.insert("messageData".into(), data);
             rec.insert("messageId".into(), message_id(&id, m.seq).into());
@@ -495,6 +578,23 @@ impl<'a> Builder<'a> {
             info.insert(name.into(), score.into());
         }
         self.put_device(&mut info);
+        if secure_forms && let Some(Value::Array(features)) = info.get_mut("features") {
+            features.push("SECUREFORMS".into());
+        }
+        // The message `device` is deprecated and mostly "undefined"; some integrations still
+        // stamp the consumer's messages with the consumer's device.
+        let consumer_device = info
+            .get("device")
+            .and_then(Value::as_str)
+            .filter(|d| *d != "undefined")
+            .map(str::to_owned);
+        if let Some(device) = consumer_device
+            && self.rare.chance(MESSAGE_DEVICE_PER_MILLE)
+        {
+            for m in records.iter_mut().filter(|m| m["sentBy"] == "Consumer") {
+                m["device"] = device.clone().into();
+            }
+        }
         info.insert("latestAgentGroupId".into(), latest_group.id.into());
         info.insert("latestAgentGroupName".into(), latest_group.name.into());
         info.insert("latestQueueState".into(), "ACTIVE".into());
@@ -569,7 +669,10 @@ impl<'a> Builder<'a> {
         if let Some(un) = self.unauth_sdes(start, first_message) {
             rec.insert("unAuthSdes".into(), un);
         }
-        rec.insert("skillChanges".into(), json!([]));
+        rec.insert(
+            "skillChanges".into(),
+            Value::Array(self.skill_changes(&segments, &transfer_at)),
+        );
         let mut unique: Vec<Value> = Vec::new();
         for i in &intents {
             let sel = &i["selectedClassification"];
@@ -1320,6 +1423,62 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Link content: a document the agent points the consumer to.
+    fn link(&mut self) -> Value {
+        let (url, file_type, caption) = *self.rare.pick(LINKS);
+        // LivePerson documents the fields but not the key; `link` is the key the table
+        // mapping reads (see `MessageData` in crates/liveperson/src/records.rs).
+        json!({"link": {"externalFileLink": url, "fileType": file_type, "caption": caption}})
+    }
+
+    /// An agent's invitation to a secure form. The key `secureForm` is assumed like `link`'s.
+    fn secure_form_invitation(&mut self) -> Value {
+        let (form_id, form_name) = *self.rare.pick(SECURE_FORMS);
+        let invitation = format!("{:016x}", self.rare.next_u64());
+        json!({"secureForm": {"formId": form_id, "formName": form_name, "invitationId": invitation}})
+    }
+
+    /// The consumer's submission of the form they were invited to (`form`: the invitation's
+    /// `secureForm` object): the same form and invitation, plus the submission's id.
+    fn secure_form_submit(&mut self, mut form: Value) -> (&'static str, Value) {
+        form["submissionId"] = format!("{:016x}", self.rare.next_u64()).into();
+        ("SECURE_FORM_SUBMIT", json!({ "secureForm": form }))
+    }
+
+    /// `skillChanges`: each move of the conversation from one skill to another, at the
+    /// transfer that made it. LivePerson documents no shape for the element (§3.7.17 of the
+    /// API notes); this is the one third-party type definition's guess, which the table
+    /// mapping keeps whole as JSON (`skill_changes` in crates/tables/src/messaging.rs, unit
+    /// tested with the same fields in crates/tables/tests/model.rs). Most records send the
+    /// node empty, as the vendor's examples do.
+    fn skill_changes(&mut self, segments: &[Segment], transfer_at: &[Option<i64>]) -> Vec<Value> {
+        let moves: Vec<usize> = (1..segments.len())
+            .filter(|&k| segments[k - 1].skill != segments[k].skill)
+            .collect();
+        if moves.is_empty() || !self.rare.chance(SKILL_CHANGES_PER_MILLE) {
+            return Vec::new();
+        }
+        moves
+            .into_iter()
+            .map(|k| {
+                let (previous_id, previous_name) = skill_of(segments[k - 1].skill);
+                let (current_id, current_name) = skill_of(segments[k].skill);
+                let mut c = Map::new();
+                put_time(
+                    &mut c,
+                    "time",
+                    transfer_at[k].expect("a transfer starts segment k"),
+                );
+                c.insert("previousSkillId".into(), previous_id.into());
+                c.insert("previousSkillName".into(), previous_name.into());
+                c.insert("currentSkillId".into(), current_id.into());
+                c.insert("currentSkillName".into(), current_name.into());
+                c.insert("reason".into(), "TRANSFER".into());
+                Value::Object(c)
+            })
+            .collect()
+    }
+
     /// `(originalTimeStamp, serverTimeStamp)`: created before the first message, processed
     /// a few ms later, both inside the conversation.
     fn sde_times(&mut self, start: i64, first_message: i64) -> (i64, i64) {
@@ -1589,6 +1748,95 @@ mod tests {
             let has_survey = !rec["conversationSurveys"].as_array().unwrap().is_empty();
             assert_eq!(dialogs.len(), 1 + usize::from(has_survey));
         }
+    }
+
+    /// Skill changes, link and secure-form messages and a message's device: present, rare,
+    /// and consistent with the rest of the record.
+    #[test]
+    fn rare_nodes_appear_at_low_rates_and_agree_with_the_record() {
+        let d = dataset(42);
+        let (mut links, mut invitations, mut submits, mut devices) = (0, 0, 0, 0);
+        let (mut messages, mut with_changes) = (0, 0);
+        for i in 0..2_000 {
+            let rec = d.conversation(i);
+            let records = rec["messageRecords"].as_array().unwrap();
+            let features = rec["info"]["features"].as_array().unwrap();
+            let mut invited = false;
+            for (k, m) in records.iter().enumerate() {
+                messages += 1;
+                let data = m["messageData"].as_object().unwrap();
+                match m["type"].as_str().unwrap() {
+                    "LINK" => {
+                        links += 1;
+                        assert_eq!(m["sentBy"], "Agent");
+                        assert_eq!(data.len(), 1);
+                        let link = &data["link"];
+                        assert!(
+                            link["externalFileLink"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("https://")
+                        );
+                        assert!(link["fileType"].is_string() && link["caption"].is_string());
+                    }
+                    "SECURE_FORM_INVITATION" => {
+                        invitations += 1;
+                        invited = true;
+                        assert_eq!(m["sentBy"], "Agent");
+                        let form = &data["secureForm"];
+                        assert!(form["formId"].is_string() && form["formName"].is_string());
+                        assert!(form.get("submissionId").is_none());
+                    }
+                    "SECURE_FORM_SUBMIT" => {
+                        submits += 1;
+                        assert_eq!(m["sentBy"], "Consumer");
+                        let invitation = &records[k - 1];
+                        assert_eq!(invitation["type"], "SECURE_FORM_INVITATION");
+                        let form = &data["secureForm"];
+                        let asked = &invitation["messageData"]["secureForm"];
+                        assert_eq!(form["invitationId"], asked["invitationId"]);
+                        assert_eq!(form["formId"], asked["formId"]);
+                        assert!(form["submissionId"].is_string());
+                    }
+                    _ => assert!(!data.contains_key("link") && !data.contains_key("secureForm")),
+                }
+                if m["device"] != "undefined" {
+                    devices += 1;
+                    assert_eq!(m["sentBy"], "Consumer");
+                    assert_eq!(m["device"], rec["info"]["device"]);
+                }
+            }
+            assert_eq!(invited, features.contains(&json!("SECUREFORMS")), "{i}");
+
+            let changes = rec["skillChanges"].as_array().unwrap();
+            with_changes += usize::from(!changes.is_empty());
+            let skill_transfers: Vec<&Value> = rec["transfers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["sourceSkillId"] != t["targetSkillId"])
+                .collect();
+            if !changes.is_empty() {
+                assert_eq!(changes.len(), skill_transfers.len());
+                for (c, t) in changes.iter().zip(skill_transfers) {
+                    assert_eq!(c["timeL"], t["timeL"]);
+                    assert_eq!(c["previousSkillId"], t["sourceSkillId"]);
+                    assert_eq!(c["currentSkillName"], t["targetSkillName"]);
+                }
+            }
+        }
+        let share = |n: usize| n as f64 / messages as f64;
+        assert!((0.002..=0.02).contains(&share(links)), "links {links}");
+        assert!(
+            (0.001..=0.01).contains(&share(invitations)),
+            "invitations {invitations}"
+        );
+        assert!(submits > 0 && submits <= invitations, "submits {submits}");
+        assert!((0.01..=0.15).contains(&share(devices)), "devices {devices}");
+        assert!(
+            (20..=200).contains(&with_changes),
+            "skill changes {with_changes}"
+        );
     }
 
     #[test]

@@ -19,38 +19,18 @@ use lpdrop_tables::{
 use serde_json::value::RawValue;
 
 /// Conversations converted: enough for the rarer branches of the data set (co-browse,
-/// agent surveys, every SDE type) to appear many times over.
+/// agent surveys, every SDE type, skill changes, link and secure-form messages, a message's
+/// device) to appear many times over.
 const CONVERSATIONS: u64 = 3_000;
 
 /// Columns that stay NULL because LivePerson's documented data never fills them, each with
-/// the reason. Nothing else may be NULL in every row.
-const ALWAYS_NULL: &[(&str, &str, &str)] = &[
-    (
-        "messages",
-        "link_json",
-        "the JSON key of link content is not documented (API notes §3.7.4, open question 7); \
-         the column reads the assumed key `link`, and the emulator does not invent one",
-    ),
-    (
-        "messages",
-        "secure_form_json",
-        "the JSON key of secure-form content is not documented (API notes §3.7.4, open \
-         question 7); the column reads the assumed key `secureForm`",
-    ),
-    (
-        "messages",
-        "device",
-        "deprecated by LivePerson: every vendor example sends the placeholder \"undefined\"",
-    ),
-];
+/// the reason. Nothing else may be NULL in every row. Empty: every node the mapping reads is
+/// in the emulator's data set, the undocumented ones (`skillChanges`, the link and secure-form
+/// message content) under the keys and shapes the mapping assumes.
+const ALWAYS_NULL: &[(&str, &str, &str)] = &[];
 
 /// Tables the emulator gives no rows, with the reason; their columns are not checked.
-const NO_ROWS: &[(&str, &str)] = &[(
-    "skill_changes",
-    "skillChanges has no documented shape and no vendor example (API notes §3.7.17): the \
-     emulator sends it empty, as LivePerson's composed example does; the table is covered by \
-     a unit test with a synthetic element",
-)];
+const NO_ROWS: &[(&str, &str)] = &[];
 
 fn lineage() -> Lineage {
     Lineage {
@@ -126,13 +106,12 @@ impl Seen {
     }
 }
 
-#[test]
-fn emulator_data_fills_every_messaging_column() {
-    let dataset = Dataset::new(&EmulatorConfig::default());
+/// Converts the given conversations through the same decoding as the sync pipeline (JSON
+/// text, one record at a time) and notes what they fill.
+fn messaging_seen(dataset: &Dataset, indices: std::ops::Range<u64>) -> Seen {
     let mut tables = MessagingTables::new();
     let mut seen = Seen::default();
-    for i in 0..CONVERSATIONS {
-        // Through the same decoding as the sync pipeline: JSON text, one record at a time.
+    for i in indices {
         let text = serde_json::to_string(&dataset.conversation(i)).unwrap();
         let raw: &RawValue = serde_json::from_str(&text).unwrap();
         let conversation =
@@ -143,12 +122,41 @@ fn emulator_data_fills_every_messaging_column() {
         }
     }
     seen.take(tables.buffers_mut());
+    seen
+}
+
+#[test]
+fn emulator_data_fills_every_messaging_column() {
+    let dataset = Dataset::new(&EmulatorConfig::default());
+    let seen = messaging_seen(&dataset, 0..CONVERSATIONS);
     seen.assert_complete(
         &MESSAGING_TABLES,
         ALWAYS_NULL,
         NO_ROWS,
         &format!("{CONVERSATIONS} emulator conversations"),
     );
+}
+
+/// `lpdrop demo` syncs one UTC day of the default data set (seed 42, 2000 conversations a
+/// day): whichever day that is, the drop has rows in every table and a value in every column.
+/// A few days spread over the data set stand for "whichever day".
+#[test]
+fn a_demo_day_fills_every_messaging_column() {
+    const DAY_MS: i64 = 86_400_000;
+    let config = EmulatorConfig::default();
+    let dataset = Dataset::new(&config);
+    // 2020-01-01 is the data set's origin; 2025-11-21 is around when this test was written.
+    for day_start in [1_577_836_800_000, 1_700_006_400_000, 1_763_683_200_000] {
+        let day = dataset.index_range(day_start, day_start + DAY_MS - 1);
+        assert_eq!(day.end - day.start, u64::from(config.per_day));
+        let seen = messaging_seen(&dataset, day);
+        seen.assert_complete(
+            &MESSAGING_TABLES,
+            ALWAYS_NULL,
+            NO_ROWS,
+            &format!("the demo day starting at {day_start}"),
+        );
+    }
 }
 
 /// Chats converted: the rarer branches (co-browse, exit surveys) appear a few dozen times.
