@@ -136,12 +136,52 @@ fn demo_publishes_one_committed_drop() {
     ] {
         assert!(table_rows(&manifest, child) > 0, "{child} has rows");
     }
+    // Issue 13, bug 5: the demo shows every table and every column filled.
+    assert_every_table_and_column_filled(&drops[0], &manifest);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(drops[0].to_str().unwrap()),
         "prints where the drop is"
     );
     assert!(stdout.contains("duckdb"), "prints how to query it");
+}
+
+/// Every table of the drop has rows, and every column holds a value in some row (from the
+/// parquet statistics' null counts).
+fn assert_every_table_and_column_filled(drop: &Path, manifest: &serde_json::Value) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let tables = manifest["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 32, "every messaging table is in the drop");
+    let mut always_null = Vec::new();
+    for table in tables {
+        let name = table["name"].as_str().unwrap();
+        assert!(table["rows"].as_u64().unwrap() > 0, "{name} has no rows");
+        let mut nulls: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for file in table["files"].as_array().unwrap() {
+            let path = drop.join(file["path"].as_str().unwrap());
+            let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+            for group in reader.metadata().row_groups() {
+                for column in group.columns() {
+                    let null_count = column
+                        .statistics()
+                        .and_then(|s| s.null_count_opt())
+                        .expect("null counts in the statistics");
+                    let entry = nulls.entry(column.column_path().string()).or_default();
+                    entry.0 += null_count;
+                    entry.1 += group.num_rows() as u64;
+                }
+            }
+        }
+        for (column, (null_count, rows)) in nulls {
+            if null_count == rows {
+                always_null.push(format!("{name}.{column}"));
+            }
+        }
+    }
+    assert!(
+        always_null.is_empty(),
+        "NULL in every row of the demo drop: {always_null:?}"
+    );
 }
 
 /// `lpdrop emulator` on a free port, stopped when dropped.
