@@ -50,6 +50,15 @@ impl Dialect {
     }
 }
 
+/// How a backend runs an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Only reads: outside any transaction.
+    Read,
+    /// Changes something: in one transaction, committed when the operation succeeds.
+    Write,
+}
+
 /// Transactions that must not interleave even when they touch no common row yet.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Turn<'a> {

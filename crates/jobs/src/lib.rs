@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use db::{BoxFuture, Db};
+use db::{Access, BoxFuture, Db};
 pub use pg::PgQueue;
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteQueue;
@@ -449,8 +449,8 @@ impl Queue {
         F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>> + Send + 'static,
     {
         match self {
-            Queue::Sqlite(q) => q.run(true, op).await,
-            Queue::Postgres(q) => q.run(true, op).await,
+            Queue::Sqlite(q) => q.run(Access::Write, op).await,
+            Queue::Postgres(q) => q.run(Access::Write, op).await,
         }
     }
 
@@ -461,8 +461,8 @@ impl Queue {
         F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>> + Send + 'static,
     {
         match self {
-            Queue::Sqlite(q) => q.run(false, op).await,
-            Queue::Postgres(q) => q.run(false, op).await,
+            Queue::Sqlite(q) => q.run(Access::Read, op).await,
+            Queue::Postgres(q) => q.run(Access::Read, op).await,
         }
     }
 

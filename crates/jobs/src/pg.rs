@@ -22,7 +22,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
 
-use crate::db::{BoxFuture, Cell, Db, Dialect, Row, Turn, Value};
+use crate::db::{Access, BoxFuture, Cell, Db, Dialect, Row, Turn, Value};
 use crate::{QueueError, Result};
 
 /// Serialises schema creation between workers starting at once.
@@ -201,7 +201,7 @@ fn tls_connector(
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
-/// [`Db`] on a connection: in a transaction (`C` = [`Transaction`]) for writes, on the
+/// [`Db`] on a connection: in a transaction (`C` = [`tokio_postgres::Transaction`]) for writes, on the
 /// plain client for reads. Statements are prepared once per operation: a loop of inserts
 /// does not parse its SQL again each time.
 struct PgDb<'c, C> {
@@ -338,7 +338,7 @@ impl PgQueue {
             }),
         };
         queue
-            .run(true, |db| Box::pin(crate::schema::migrate(db)))
+            .run(Access::Write, |db| Box::pin(crate::schema::migrate(db)))
             .await?;
         Ok(queue)
     }
@@ -394,15 +394,14 @@ impl PgQueue {
         Ok(guard)
     }
 
-    /// Runs `op` on the connection: in one transaction, committed when it succeeds, when it
-    /// `writes`; on the plain connection otherwise.
-    pub(crate) async fn run<T, F>(&self, writes: bool, op: F) -> Result<T>
+    /// Runs `op` on the connection; a write in one transaction.
+    pub(crate) async fn run<T, F>(&self, access: Access, op: F) -> Result<T>
     where
         F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>>,
     {
         let mut conn = self.conn().await?;
         let client = conn.as_mut().expect("connected");
-        if !writes {
+        if access == Access::Read {
             return op(&mut PgDb::new(&*client)).await;
         }
         let tx = client.transaction().await?;

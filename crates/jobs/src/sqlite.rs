@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
-use crate::db::{BoxFuture, Cell, Db, Dialect, Row, Turn, Value};
+use crate::db::{Access, BoxFuture, Cell, Db, Dialect, Row, Turn, Value};
 use crate::{QueueError, Result};
 
 /// How long a connection waits for another process's write lock before giving up.
@@ -227,9 +227,9 @@ impl SqliteQueue {
         &self.path
     }
 
-    /// Runs `op` on the connection off the async workers: inside one IMMEDIATE transaction
-    /// when it `writes`, committed when it succeeds.
-    pub(crate) async fn run<T, F>(&self, writes: bool, op: F) -> Result<T>
+    /// Runs `op` on the connection off the async workers; a write inside one IMMEDIATE
+    /// transaction.
+    pub(crate) async fn run<T, F>(&self, access: Access, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>> + Send + 'static,
@@ -237,7 +237,7 @@ impl SqliteQueue {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            if !writes {
+            if access == Access::Read {
                 let mut db = SqliteDb {
                     conn: &mut guard,
                     in_transaction: false,
