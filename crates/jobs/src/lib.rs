@@ -21,9 +21,18 @@
 //! Every change a worker makes to a leased job is fenced by the lease: it names the job, the
 //! attempt number and the worker, and fails with [`QueueError::LeaseLost`] when another worker
 //! has taken the job over, or the job was cancelled, in the meantime.
+//!
+//! How the code is laid out: the rules above are written once, in `machine.rs`, as
+//! operations over a small database interface (`db.rs`: run SQL in a transaction, read the
+//! clock, take turns). `sqlite.rs` and `pg.rs` supply only that interface (connections,
+//! transactions, placeholders, row locks). `schema.rs` holds the numbered schema migrations,
+//! applied when a queue is opened.
 
+mod db;
+mod machine;
 mod pg;
 pub mod schedule;
+mod schema;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -32,7 +41,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use db::{Access, BoxFuture, Db};
 pub use pg::PgQueue;
+pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteQueue;
 
 /// The SQLite file used when no `--queue` is given.
@@ -69,6 +80,13 @@ pub enum QueueError {
     BadUrl { url: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// The queue was created or migrated by a newer lpdrop, whose schema this one does not
+    /// know: it must not read or change it.
+    #[error(
+        "the queue's schema is version {found}, created by a newer lpdrop (this one knows \
+         versions up to {known}): use that lpdrop or a newer one"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
     #[error("queue database ({backend}): {message}")]
     Db {
         backend: &'static str,
@@ -362,18 +380,10 @@ pub enum Queue {
     Postgres(PgQueue),
 }
 
-macro_rules! dispatch {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Queue::Sqlite(q) => q.$method($($arg),*).await,
-            Queue::Postgres(q) => q.$method($($arg),*).await,
-        }
-    };
-}
-
 impl Queue {
     /// Opens (and creates or migrates) the queue: `postgres://...` or `postgresql://...` for
-    /// Postgres, anything else is a SQLite file path (`sqlite://PATH` also works).
+    /// Postgres, anything else is a SQLite file path (`sqlite://PATH` also works). A queue
+    /// made by a newer lpdrop is refused ([`QueueError::SchemaTooNew`]).
     pub async fn open(url: &str) -> Result<Queue> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Queue::Postgres(PgQueue::connect(url).await?));
@@ -401,69 +411,114 @@ impl Queue {
         }
     }
 
+    /// Runs an operation of [`machine`] in one transaction of the backend.
+    async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>> + Send + 'static,
+    {
+        match self {
+            Queue::Sqlite(q) => q.run(Access::Write, op).await,
+            Queue::Postgres(q) => q.run(Access::Write, op).await,
+        }
+    }
+
+    /// Runs an operation that only reads, outside any transaction.
+    async fn read<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>> + Send + 'static,
+    {
+        match self {
+            Queue::Sqlite(q) => q.run(Access::Read, op).await,
+            Queue::Postgres(q) => q.run(Access::Read, op).await,
+        }
+    }
+
+    /// The version of the queue's schema ([`SCHEMA_VERSION`] once opened).
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.read(|db| Box::pin(schema::version(db))).await
+    }
+
     /// Enqueues jobs (all or none); returns their ids in order.
     pub async fn add(&self, specs: &[JobSpec]) -> Result<Vec<i64>> {
         for s in specs {
             s.check()?;
         }
-        dispatch!(self.add(specs))
+        let specs = specs.to_vec();
+        self.write(move |db| Box::pin(machine::add(db, specs)))
+            .await
     }
 
     pub async fn get(&self, id: i64) -> Result<Job> {
-        dispatch!(self.get(id))
+        self.read(move |db| Box::pin(machine::get(db, id))).await
     }
 
     /// Jobs, oldest first (or the newest `limit`, still oldest first).
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>> {
-        dispatch!(self.list(filter))
+        let filter = filter.clone();
+        self.read(move |db| Box::pin(machine::list(db, filter)))
+            .await
     }
 
     pub async fn attempts(&self, id: i64) -> Result<Vec<Attempt>> {
-        dispatch!(self.attempts(id))
+        self.read(move |db| Box::pin(machine::attempts(db, id)))
+            .await
     }
 
     pub async fn summary(&self) -> Result<Summary> {
-        dispatch!(self.summary())
+        self.read(|db| Box::pin(machine::summary(db))).await
     }
 
     /// Cancels a job that is not uploaded yet. A running job's worker learns it at its next
     /// heartbeat and stops.
     pub async fn cancel(&self, id: i64) -> Result<Job> {
-        dispatch!(self.cancel(id))
+        self.write(move |db| Box::pin(machine::cancel(db, id)))
+            .await
     }
 
     /// Queues a failed, dead or cancelled job again, with a fresh allowance of attempts. It
     /// keeps its drop: a retry writes the drop it was going to write, or finds it committed.
     pub async fn retry(&self, id: i64) -> Result<Job> {
-        dispatch!(self.retry(id))
+        self.write(move |db| Box::pin(machine::retry(db, id))).await
     }
 
     /// Leases the next job due: queued, failed past its backoff, or running (or finished)
     /// under a lease that has expired (a takeover). A job whose lease expired on its last
     /// attempt becomes `dead` instead. `None` when nothing is due.
     pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>> {
-        dispatch!(self.claim(worker, lease))
+        let worker = worker.to_string();
+        self.write(move |db| Box::pin(machine::claim(db, worker, lease)))
+            .await
     }
 
     /// Extends the lease from now.
     pub async fn heartbeat(&self, lease: &Lease, duration: Duration) -> Result<Heartbeat> {
-        dispatch!(self.heartbeat(lease, duration))
+        let lease = lease.clone();
+        self.write(move |db| Box::pin(machine::heartbeat(db, lease, duration)))
+            .await
     }
 
     /// Records the drop the job will write, unless one is recorded already; returns the one
     /// in force (the earlier one wins).
     pub async fn record_drop(&self, lease: &Lease, drop: &DropRecord) -> Result<DropRecord> {
-        dispatch!(self.record_drop(lease, drop))
+        let (lease, drop) = (lease.clone(), drop.clone());
+        self.write(move |db| Box::pin(machine::record_drop(db, lease, drop)))
+            .await
     }
 
     /// The data is written (`running → finished`).
     pub async fn finish(&self, lease: &Lease, counts: &Counts) -> Result<()> {
-        dispatch!(self.finish(lease, counts))
+        let (lease, counts) = (lease.clone(), *counts);
+        self.write(move |db| Box::pin(machine::finish(db, lease, counts)))
+            .await
     }
 
     /// The drop is committed (`running | finished → uploaded`); `counts` when known.
     pub async fn uploaded(&self, lease: &Lease, counts: Option<&Counts>) -> Result<()> {
-        dispatch!(self.uploaded(lease, counts))
+        let (lease, counts) = (lease.clone(), counts.copied());
+        self.write(move |db| Box::pin(machine::uploaded(db, lease, counts)))
+            .await
     }
 
     /// The attempt failed. With `retry_after` and attempts left the job becomes `failed` and
@@ -474,18 +529,24 @@ impl Queue {
         error: &str,
         retry_after: Option<Duration>,
     ) -> Result<FailOutcome> {
-        dispatch!(self.fail(lease, error, retry_after))
+        let (lease, error) = (lease.clone(), error.to_string());
+        self.write(move |db| Box::pin(machine::fail(db, lease, error, retry_after)))
+            .await
     }
 
     /// Hands the job back (a worker shutting down): `queued` again, claimable after `delay`,
     /// same drop. The attempt does not count against the job's allowance.
     pub async fn release(&self, lease: &Lease, delay: Duration) -> Result<()> {
-        dispatch!(self.release(lease, delay))
+        let lease = lease.clone();
+        self.write(move |db| Box::pin(machine::release(db, lease, delay)))
+            .await
     }
 
     /// The watermark of an account and source: every window before it has been enqueued.
     pub async fn watermark(&self, account_id: &str, source: Source) -> Result<Option<i64>> {
-        dispatch!(self.watermark(account_id, source))
+        let account_id = account_id.to_string();
+        self.read(move |db| Box::pin(machine::watermark(db, account_id, source)))
+            .await
     }
 
     /// Enqueues `specs` and moves the watermark from `expected` to `new`, atomically. Returns
@@ -502,14 +563,22 @@ impl Queue {
         for s in specs {
             s.check()?;
         }
-        dispatch!(self.advance_watermark(account_id, source, expected, new, specs))
+        let (account_id, specs) = (account_id.to_string(), specs.to_vec());
+        self.write(move |db| {
+            Box::pin(machine::advance_watermark(
+                db, account_id, source, expected, new, specs,
+            ))
+        })
+        .await
     }
 
     /// Remembers conversations a job exported while they were still OPEN, to fetch again
     /// once closed. A conversation remembered again becomes available to take again.
     /// Returns how many ids were given.
     pub async fn add_open_conversations(&self, job_id: i64, ids: &[String]) -> Result<usize> {
-        dispatch!(self.add_open_conversations(job_id, ids))
+        let ids = ids.to_vec();
+        self.write(move |db| Box::pin(machine::add_open_conversations(db, job_id, ids)))
+            .await
     }
 
     /// Takes up to `limit` remembered open conversations of an account and source, oldest
@@ -523,7 +592,13 @@ impl Queue {
         limit: u32,
         taker: &str,
     ) -> Result<Vec<String>> {
-        dispatch!(self.take_open_conversations(account_id, source, limit, taker))
+        let (account_id, taker) = (account_id.to_string(), taker.to_string());
+        self.write(move |db| {
+            Box::pin(machine::take_open_conversations(
+                db, account_id, source, limit, taker,
+            ))
+        })
+        .await
     }
 
     /// How many remembered open conversations of an account and source no one has taken,
@@ -534,18 +609,29 @@ impl Queue {
         source: Source,
         recorded_before_ms: i64,
     ) -> Result<u64> {
-        dispatch!(self.pending_open_conversations(account_id, source, recorded_before_ms))
+        let account_id = account_id.to_string();
+        self.read(move |db| {
+            Box::pin(machine::pending_open_conversations(
+                db,
+                account_id,
+                source,
+                recorded_before_ms,
+            ))
+        })
+        .await
     }
 
     /// Open conversations remembered for a job and not taken yet.
     pub async fn open_conversations_of(&self, job_id: i64) -> Result<Vec<String>> {
-        dispatch!(self.open_conversations_of(job_id))
+        self.read(move |db| Box::pin(machine::open_conversations_of(db, job_id)))
+            .await
     }
 }
 
-/// A queue URL fit for messages and logs: any password replaced by `***`.
+/// A queue URL fit for messages and logs: its password (in the user info or as a query
+/// parameter) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
-    pg::redact(url)
+    lpdrop_settings::redact_url(url)
 }
 
 /// RFC 3339 with millisecond precision, UTC.
@@ -560,243 +646,10 @@ pub(crate) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// The table definitions, shared by both backends. `{ID}` is the auto-increment key.
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS lpdrop_jobs (
-    id {ID},
-    account_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    window_from BIGINT NOT NULL,
-    window_to BIGINT NOT NULL,
-    filters TEXT NOT NULL,
-    dest TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts BIGINT NOT NULL,
-    attempt_limit BIGINT NOT NULL,
-    max_attempts BIGINT NOT NULL,
-    not_before BIGINT NOT NULL,
-    lease_owner TEXT,
-    lease_expires BIGINT,
-    drop_id TEXT,
-    drop_created_at BIGINT,
-    drop_root TEXT,
-    last_error TEXT,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    started_at BIGINT,
-    finished_at BIGINT,
-    uploaded_at BIGINT,
-    conversations BIGINT,
-    open_conversations BIGINT,
-    rows_written BIGINT,
-    files BIGINT,
-    bytes BIGINT
-);
-CREATE INDEX IF NOT EXISTS lpdrop_jobs_due ON lpdrop_jobs (state, not_before);
-CREATE TABLE IF NOT EXISTS lpdrop_job_attempts (
-    job_id BIGINT NOT NULL,
-    attempt BIGINT NOT NULL,
-    worker TEXT NOT NULL,
-    started_at BIGINT NOT NULL,
-    ended_at BIGINT,
-    outcome TEXT,
-    error TEXT,
-    PRIMARY KEY (job_id, attempt)
-);
-CREATE TABLE IF NOT EXISTS lpdrop_watermarks (
-    account_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    watermark BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    PRIMARY KEY (account_id, source)
-);
-CREATE TABLE IF NOT EXISTS lpdrop_open_conversations (
-    account_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    job_id BIGINT NOT NULL,
-    recorded_at BIGINT NOT NULL,
-    taken_by TEXT,
-    taken_at BIGINT,
-    PRIMARY KEY (account_id, source, conversation_id)
-);
-CREATE INDEX IF NOT EXISTS lpdrop_open_conversations_job ON lpdrop_open_conversations (job_id);
-";
-
-/// The job columns every backend selects, in this order.
-pub(crate) const JOB_COLUMNS: &str = "id, account_id, source, window_from, window_to, filters, \
-    dest, origin, state, attempts, max_attempts, not_before, lease_owner, lease_expires, \
-    drop_id, drop_created_at, drop_root, last_error, created_at, updated_at, started_at, \
-    finished_at, uploaded_at, conversations, open_conversations, rows_written, files, bytes";
-
-/// A job row's values, read the same way from either backend.
-pub(crate) struct JobRow {
-    pub id: i64,
-    pub account_id: String,
-    pub source: String,
-    pub window_from: i64,
-    pub window_to: i64,
-    pub filters: String,
-    pub dest: String,
-    pub origin: String,
-    pub state: String,
-    pub attempts: i64,
-    pub max_attempts: i64,
-    pub not_before: i64,
-    pub lease_owner: Option<String>,
-    pub lease_expires: Option<i64>,
-    pub drop_id: Option<String>,
-    pub drop_created_at: Option<i64>,
-    pub drop_root: Option<String>,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub uploaded_at: Option<i64>,
-    pub conversations: Option<i64>,
-    pub open_conversations: Option<i64>,
-    pub rows: Option<i64>,
-    pub files: Option<i64>,
-    pub bytes: Option<i64>,
-}
-
-impl JobRow {
-    pub(crate) fn into_job(self) -> Result<Job> {
-        let drop = match (self.drop_id, self.drop_created_at, self.drop_root) {
-            (Some(id), Some(created_at_ms), Some(root)) => Some(DropRecord {
-                id,
-                created_at_ms,
-                root,
-            }),
-            _ => None,
-        };
-        let u = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
-        let counts = self.conversations.map(|_| Counts {
-            conversations: u(self.conversations),
-            open_conversations: u(self.open_conversations),
-            rows: u(self.rows),
-            files: u(self.files),
-            bytes: u(self.bytes),
-        });
-        Ok(Job {
-            id: self.id,
-            spec: JobSpec {
-                account_id: self.account_id,
-                source: self.source.parse().map_err(QueueError::Invalid)?,
-                window_from_ms: self.window_from,
-                window_to_ms: self.window_to,
-                skill_ids: JobSpec::skill_ids_from_json(&self.filters)?,
-                dest: self.dest,
-                max_attempts: self.max_attempts.max(0) as u32,
-                origin: self.origin,
-            },
-            state: JobState::parse(&self.state)?,
-            attempts: self.attempts.max(0) as u32,
-            not_before_ms: self.not_before,
-            lease_owner: self.lease_owner,
-            lease_expires_ms: self.lease_expires,
-            drop,
-            last_error: self.last_error,
-            created_at_ms: self.created_at,
-            updated_at_ms: self.updated_at,
-            started_at_ms: self.started_at,
-            finished_at_ms: self.finished_at,
-            uploaded_at_ms: self.uploaded_at,
-            counts,
-        })
-    }
-}
-
-/// `Ok` when `lease` still holds `job`: same attempt, same worker, and the job is running or
-/// finished (an expired lease still holds until another worker takes the job over).
-pub(crate) fn lease_holds(job: &Job, lease: &Lease) -> Result<()> {
-    let holds = job.attempts == lease.attempt
-        && job.lease_owner.as_deref() == Some(lease.owner.as_str())
-        && matches!(job.state, JobState::Running | JobState::Finished);
-    if holds {
-        return Ok(());
-    }
-    let reason = if job.state == JobState::Cancelled {
-        "the job was cancelled".to_string()
-    } else if job.attempts != lease.attempt {
-        format!(
-            "the lease expired and {} took the job over (attempt {})",
-            job.lease_owner.as_deref().unwrap_or("another worker"),
-            job.attempts
-        )
-    } else {
-        format!("the job is {} now", job.state)
-    };
-    Err(QueueError::LeaseLost {
-        job: job.id,
-        attempt: lease.attempt,
-        reason,
-    })
-}
-
-pub(crate) fn check_cancel(job: &Job) -> Result<()> {
-    if job.state == JobState::Uploaded {
-        return Err(QueueError::WrongState {
-            job: job.id,
-            state: job.state,
-            message: "its drop is committed; nothing to cancel".into(),
-        });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_retry(job: &Job) -> Result<()> {
-    match job.state {
-        JobState::Failed | JobState::Dead | JobState::Cancelled => Ok(()),
-        JobState::Uploaded => Err(QueueError::WrongState {
-            job: job.id,
-            state: job.state,
-            message: "its drop is committed; nothing to retry".into(),
-        }),
-        JobState::Queued => Err(QueueError::WrongState {
-            job: job.id,
-            state: job.state,
-            message: "it is waiting for a worker already".into(),
-        }),
-        JobState::Running | JobState::Finished => Err(QueueError::WrongState {
-            job: job.id,
-            state: job.state,
-            message: format!(
-                "{} holds it; cancel it first to run it again",
-                job.lease_owner.as_deref().unwrap_or("a worker")
-            ),
-        }),
-    }
-}
-
-pub(crate) fn expired_on_last_attempt(job: &Job) -> String {
-    format!(
-        "the lease of {} expired on attempt {} of {} (the worker stopped heartbeating: killed, \
-         out of memory, or cut off from the queue)",
-        job.lease_owner.as_deref().unwrap_or("a worker"),
-        job.attempts,
-        job.spec.max_attempts
-    )
-}
-
 /// Backoff before retry `attempt + 1`: `base`, doubling per attempt, at most `max`.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(16);
     base.saturating_mul(factor).min(max)
-}
-
-/// Truncates long error chains for storage and tables.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -820,11 +673,5 @@ mod tests {
         }
         assert!(JobState::parse("nope").is_err());
         assert!(JobState::Uploaded.is_terminal() && !JobState::Failed.is_terminal());
-    }
-
-    #[test]
-    fn long_errors_are_clipped_on_a_char_boundary() {
-        assert_eq!(clip("abc", 10), "abc");
-        assert_eq!(clip("ééé", 3), "é…");
     }
 }

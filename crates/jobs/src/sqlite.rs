@@ -2,17 +2,20 @@
 //! change runs in a `BEGIN IMMEDIATE` transaction, so SQLite's write lock serialises claims
 //! (the job a claim selects cannot be claimed by anyone else before it commits). The file is in
 //! WAL mode, and a busy connection waits for the lock instead of failing.
+//!
+//! This file is plumbing only: the connection, its transactions, and [`Db`] over rusqlite.
+//! What the operations do is [`crate::machine`].
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
 
-use crate::{
-    Attempt, Counts, DropRecord, FailOutcome, Heartbeat, JOB_COLUMNS, Job, JobRow, JobSpec,
-    JobState, Lease, ListFilter, QueueError, Result, SCHEMA, Source, Summary, clip, duration_ms,
-};
+use crate::db::{Access, BoxFuture, Cell, Db, Dialect, Row, Turn, Value};
+use crate::{QueueError, Result};
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,112 +26,159 @@ pub struct SqliteQueue {
     path: PathBuf,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// [`Db`] on the connection, inside a `BEGIN IMMEDIATE` transaction for writes (rolled back
+/// when dropped uncommitted, also while unwinding) or outside any for reads.
+///
+/// It holds the connection by `&mut`, which is `Send` (a `rusqlite::Transaction` holds it by
+/// `&` and is not), as [`Db`] requires.
+pub(crate) struct SqliteDb<'c> {
+    conn: &'c mut Connection,
+    in_transaction: bool,
 }
 
-fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        source: r.get(2)?,
-        window_from: r.get(3)?,
-        window_to: r.get(4)?,
-        filters: r.get(5)?,
-        dest: r.get(6)?,
-        origin: r.get(7)?,
-        state: r.get(8)?,
-        attempts: r.get(9)?,
-        max_attempts: r.get(10)?,
-        not_before: r.get(11)?,
-        lease_owner: r.get(12)?,
-        lease_expires: r.get(13)?,
-        drop_id: r.get(14)?,
-        drop_created_at: r.get(15)?,
-        drop_root: r.get(16)?,
-        last_error: r.get(17)?,
-        created_at: r.get(18)?,
-        updated_at: r.get(19)?,
-        started_at: r.get(20)?,
-        finished_at: r.get(21)?,
-        uploaded_at: r.get(22)?,
-        conversations: r.get(23)?,
-        open_conversations: r.get(24)?,
-        rows: r.get(25)?,
-        files: r.get(26)?,
-        bytes: r.get(27)?,
-    })
-}
-
-fn load(tx: &Connection, id: i64) -> Result<Job> {
-    let row = tx
-        .query_row(
-            &format!("SELECT {JOB_COLUMNS} FROM lpdrop_jobs WHERE id = ?1"),
-            [id],
-            job_row,
-        )
-        .optional()?
-        .ok_or(QueueError::NotFound(id))?;
-    row.into_job()
-}
-
-/// The job, if `lease` still holds it; [`QueueError::LeaseLost`] otherwise.
-fn check_lease(tx: &Connection, lease: &Lease) -> Result<Job> {
-    let job = load(tx, lease.job.id)?;
-    crate::lease_holds(&job, lease)?;
-    Ok(job)
-}
-
-fn end_attempt(
-    tx: &Connection,
-    job: i64,
-    attempt: u32,
-    now: i64,
-    outcome: &str,
-    error: Option<&str>,
-) -> Result<()> {
-    tx.execute(
-        "UPDATE lpdrop_job_attempts SET ended_at = ?3, outcome = ?4, error = ?5 \
-         WHERE job_id = ?1 AND attempt = ?2 AND ended_at IS NULL",
-        params![job, attempt, now, outcome, error],
-    )?;
-    Ok(())
-}
-
-fn insert_jobs(tx: &Transaction<'_>, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO lpdrop_jobs (account_id, source, window_from, window_to, filters, dest, \
-         origin, state, attempts, attempt_limit, max_attempts, not_before, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', 0, ?8, ?8, ?9, ?9, ?9) RETURNING id",
-    )?;
-    let mut ids = Vec::with_capacity(specs.len());
-    for s in specs {
-        let id: i64 = stmt.query_row(
-            params![
-                s.account_id,
-                s.source.as_str(),
-                s.window_from_ms,
-                s.window_to_ms,
-                s.filters_json(),
-                s.dest,
-                s.origin,
-                s.max_attempts,
-                now
-            ],
-            |r| r.get(0),
-        )?;
-        ids.push(id);
+impl<'c> SqliteDb<'c> {
+    fn begin(conn: &'c mut Connection) -> rusqlite::Result<Self> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteDb {
+            conn,
+            in_transaction: true,
+        })
     }
-    Ok(ids)
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn sync_query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let mut stmt = self.conn.prepare_cached(&placeholders(sql))?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(to_sql)))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut cells = Vec::with_capacity(columns);
+            for i in 0..columns {
+                cells.push(match r.get_ref(i)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                    other => {
+                        return Err(QueueError::Invalid(format!(
+                            "column {i}: unexpected SQLite value of type {}",
+                            other.data_type()
+                        )));
+                    }
+                });
+            }
+            out.push(Row(cells));
+        }
+        Ok(out)
+    }
 }
 
-/// WAL mode and the schema, idempotent.
-fn set_up(conn: &mut Connection) -> rusqlite::Result<()> {
+impl Drop for SqliteDb<'_> {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn to_sql(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Int(Some(i)) => rusqlite::types::Value::Integer(*i),
+        Value::Text(Some(t)) => rusqlite::types::Value::Text(t.clone()),
+        Value::Int(None) | Value::Text(None) => rusqlite::types::Value::Null,
+    }
+}
+
+/// The shared SQL's `$N` placeholders as SQLite's `?N` (a bare `$1` would be a named
+/// parameter to SQLite, numbered by first appearance rather than by its digits).
+fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Db for SqliteDb<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn query<'a>(
+        &'a mut self,
+        sql: &'a str,
+        params: &'a [Value],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(std::future::ready(self.sync_query(sql, params)))
+    }
+
+    fn execute<'a>(&'a mut self, sql: &'a str, params: &'a [Value]) -> BoxFuture<'a, Result<u64>> {
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(&placeholders(sql))?;
+            let n = stmt.execute(rusqlite::params_from_iter(params.iter().map(to_sql)))?;
+            Ok(n as u64)
+        })();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn batch<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(
+            self.conn.execute_batch(sql).map_err(QueueError::from),
+        ))
+    }
+
+    /// This machine's clock: every process sharing the file runs on it.
+    fn now_ms(&mut self) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(std::future::ready(
+            Ok(chrono::Utc::now().timestamp_millis()),
+        ))
+    }
+
+    /// Writing transactions take turns already: they hold the file's write lock.
+    fn take_turn<'a>(&'a mut self, _turn: Turn<'a>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Runs an operation on SQLite to its end. Every `Db` method of [`SqliteDb`] is answered
+/// before it returns, and operations await nothing else, so the future is complete after one
+/// poll; it never needs waking.
+fn complete<T>(mut op: BoxFuture<'_, T>) -> T {
+    match op.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("a queue operation awaited something other than SQLite"),
+    }
+}
+
+/// Why [`set_up`] failed: SQLite's own errors stay as they are, so that `open` can tell BUSY.
+enum SetUpError {
+    Sqlite(rusqlite::Error),
+    Queue(QueueError),
+}
+
+impl From<rusqlite::Error> for SetUpError {
+    fn from(e: rusqlite::Error) -> Self {
+        SetUpError::Sqlite(e)
+    }
+}
+
+/// WAL mode and the schema at its current version.
+fn set_up(conn: &mut Connection) -> std::result::Result<(), SetUpError> {
     let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(&SCHEMA.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT"))?;
-    tx.commit()
+    let mut db = SqliteDb::begin(conn)?;
+    complete(Box::pin(crate::schema::migrate(&mut db))).map_err(SetUpError::Queue)?;
+    db.commit()?;
+    Ok(())
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -155,10 +205,13 @@ impl SqliteQueue {
             loop {
                 match set_up(&mut conn) {
                     Ok(()) => return Ok(conn),
-                    Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    Err(SetUpError::Sqlite(e))
+                        if is_busy(&e) && std::time::Instant::now() < deadline =>
+                    {
                         std::thread::sleep(std::time::Duration::from_millis(25));
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(SetUpError::Sqlite(e)) => return Err(e.into()),
+                    Err(SetUpError::Queue(e)) => return Err(e),
                 }
             }
         })
@@ -174,507 +227,104 @@ impl SqliteQueue {
         &self.path
     }
 
-    /// Runs `f` on the connection off the async workers, inside one IMMEDIATE transaction.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    /// Runs `op` on the connection off the async workers; a write inside one IMMEDIATE
+    /// transaction.
+    pub(crate) async fn run<T, F>(&self, access: Access, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>, i64) -> Result<T> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut dyn Db) -> BoxFuture<'a, Result<T>> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx, now_ms())?;
-            tx.commit()?;
+            if access == Access::Read {
+                let mut db = SqliteDb {
+                    conn: &mut guard,
+                    in_transaction: false,
+                };
+                return complete(op(&mut db));
+            }
+            let mut db = SqliteDb::begin(&mut guard)?;
+            let out = complete(op(&mut db))?;
+            db.commit()?;
             Ok(out)
         })
         .await
         .map_err(|e| QueueError::Invalid(format!("the SQLite thread failed: {e}")))?
     }
+}
 
-    async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, i64) -> Result<T> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&guard, now_ms())
-        })
-        .await
-        .map_err(|e| QueueError::Invalid(format!("the SQLite thread failed: {e}")))?
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Migration, migrate_with};
+
+    #[test]
+    fn placeholders_become_sqlite_numbered_parameters() {
+        assert_eq!(
+            placeholders("UPDATE t SET a = $2 WHERE id = $1 AND b = '$x'"),
+            "UPDATE t SET a = ?2 WHERE id = ?1 AND b = '$x'"
+        );
+        assert_eq!(placeholders("LIMIT $12"), "LIMIT ?12");
     }
 
-    pub(crate) async fn add(&self, specs: &[JobSpec]) -> Result<Vec<i64>> {
-        let specs = specs.to_vec();
-        self.write(move |tx, now| insert_jobs(tx, &specs, now))
-            .await
-    }
-
-    pub(crate) async fn get(&self, id: i64) -> Result<Job> {
-        self.read(move |c, _| load(c, id)).await
-    }
-
-    pub(crate) async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>> {
-        let filter = filter.clone();
-        self.read(move |c, _| {
-            let mut sql = format!("SELECT {JOB_COLUMNS} FROM lpdrop_jobs WHERE 1 = 1");
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            if !filter.states.is_empty() {
-                let marks: Vec<String> = filter
-                    .states
-                    .iter()
-                    .map(|s| {
-                        args.push(s.as_str().to_string().into());
-                        format!("?{}", args.len())
-                    })
-                    .collect();
-                sql.push_str(&format!(" AND state IN ({})", marks.join(", ")));
+    #[test]
+    fn pending_migrations_apply_in_order_and_a_newer_queue_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let migrate = |conn: &mut Connection, migrations: &[Migration]| {
+            let mut db = SqliteDb::begin(conn).unwrap();
+            let out = complete(Box::pin(migrate_with(&mut db, migrations)));
+            if out.is_ok() {
+                db.commit().unwrap();
             }
-            if let Some(a) = &filter.account_id {
-                args.push(a.clone().into());
-                sql.push_str(&format!(" AND account_id = ?{}", args.len()));
-            }
-            sql.push_str(" ORDER BY id DESC");
-            if let Some(n) = filter.limit {
-                sql.push_str(&format!(" LIMIT {n}"));
-            }
-            let mut stmt = c.prepare(&sql)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(args), job_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut jobs = rows
-                .into_iter()
-                .map(JobRow::into_job)
-                .collect::<Result<Vec<_>>>()?;
-            jobs.reverse();
-            Ok(jobs)
-        })
-        .await
-    }
-
-    pub(crate) async fn attempts(&self, id: i64) -> Result<Vec<Attempt>> {
-        self.read(move |c, _| {
-            load(c, id)?;
-            let mut stmt = c.prepare(
-                "SELECT attempt, worker, started_at, ended_at, outcome, error \
-                 FROM lpdrop_job_attempts WHERE job_id = ?1 ORDER BY attempt",
-            )?;
-            let rows = stmt
-                .query_map([id], |r| {
-                    Ok(Attempt {
-                        attempt: r.get::<_, i64>(0)?.max(0) as u32,
-                        worker: r.get(1)?,
-                        started_at_ms: r.get(2)?,
-                        ended_at_ms: r.get(3)?,
-                        outcome: r.get(4)?,
-                        error: r.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    pub(crate) async fn summary(&self) -> Result<Summary> {
-        self.read(|c, _| {
-            let mut out = Summary::default();
-            let mut stmt = c.prepare("SELECT state, COUNT(*) FROM lpdrop_jobs GROUP BY state")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for (state, n) in rows {
-                out.by_state.insert(JobState::parse(&state)?, n.max(0) as u64);
-            }
-            out.next_due_ms = c.query_row(
-                "SELECT MIN(t) FROM (\
-                   SELECT MIN(not_before) AS t FROM lpdrop_jobs WHERE state IN ('queued', 'failed') \
-                   UNION ALL \
-                   SELECT MIN(lease_expires) AS t FROM lpdrop_jobs WHERE state IN ('running', 'finished'))",
+            out
+        };
+        let v1 = &crate::schema::MIGRATIONS[..1];
+        assert_eq!(migrate(&mut conn, v1).unwrap(), 1);
+        assert_eq!(migrate(&mut conn, v1).unwrap(), 1, "nothing left to apply");
+        let v2 = [
+            Migration { ..v1[0] },
+            Migration {
+                version: 2,
+                description: "a column",
+                sql: "ALTER TABLE lpdrop_jobs ADD COLUMN note TEXT",
+            },
+        ];
+        assert_eq!(migrate(&mut conn, &v2).unwrap(), 2);
+        conn.prepare("SELECT note FROM lpdrop_jobs").unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM lpdrop_schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(versions, [1, 2]);
+        // A failing migration leaves nothing behind: its transaction rolls back.
+        let v3 = [
+            Migration { ..v2[0] },
+            Migration { ..v2[1] },
+            Migration {
+                version: 3,
+                description: "broken",
+                sql: "CREATE TABLE t3 (a INT); SELECT * FROM no_such_table",
+            },
+        ];
+        assert!(migrate(&mut conn, &v3).is_err());
+        let t3: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 't3'",
                 [],
                 |r| r.get(0),
-            )?;
-            Ok(out)
-        })
-        .await
-    }
-
-    pub(crate) async fn cancel(&self, id: i64) -> Result<Job> {
-        self.write(move |tx, now| {
-            let job = load(tx, id)?;
-            crate::check_cancel(&job)?;
-            if job.state == JobState::Cancelled {
-                return Ok(job);
-            }
-            tx.execute(
-                "UPDATE lpdrop_jobs SET state = 'cancelled', lease_expires = NULL, updated_at = ?2 \
-                 WHERE id = ?1",
-                params![id, now],
-            )?;
-            end_attempt(tx, id, job.attempts, now, "cancelled", None)?;
-            load(tx, id)
-        })
-        .await
-    }
-
-    pub(crate) async fn retry(&self, id: i64) -> Result<Job> {
-        self.write(move |tx, now| {
-            let job = load(tx, id)?;
-            crate::check_retry(&job)?;
-            tx.execute(
-                "UPDATE lpdrop_jobs SET state = 'queued', not_before = ?2, updated_at = ?2, \
-                 lease_owner = NULL, lease_expires = NULL, max_attempts = attempts + attempt_limit \
-                 WHERE id = ?1",
-                params![id, now],
-            )?;
-            load(tx, id)
-        })
-        .await
-    }
-
-    pub(crate) async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>> {
-        let worker = worker.to_string();
-        let lease_ms = duration_ms(lease);
-        self.write(move |tx, now| {
-            loop {
-                let row = tx
-                    .query_row(
-                        &format!(
-                            "SELECT {JOB_COLUMNS} FROM lpdrop_jobs \
-                             WHERE (state IN ('queued', 'failed') AND not_before <= ?1) \
-                                OR (state IN ('running', 'finished') AND lease_expires <= ?1) \
-                             ORDER BY not_before, id LIMIT 1"
-                        ),
-                        [now],
-                        job_row,
-                    )
-                    .optional()?;
-                let Some(row) = row else { return Ok(None) };
-                let job = row.into_job()?;
-                let taken_over = matches!(job.state, JobState::Running | JobState::Finished);
-                if taken_over {
-                    end_attempt(tx, job.id, job.attempts, now, "lease expired", None)?;
-                    if job.attempts >= job.spec.max_attempts {
-                        let error = crate::expired_on_last_attempt(&job);
-                        tx.execute(
-                            "UPDATE lpdrop_jobs SET state = 'dead', last_error = ?2, \
-                             lease_expires = NULL, updated_at = ?3 WHERE id = ?1",
-                            params![job.id, error, now],
-                        )?;
-                        continue;
-                    }
-                }
-                tx.execute(
-                    "UPDATE lpdrop_jobs SET state = 'running', attempts = attempts + 1, \
-                     lease_owner = ?2, lease_expires = ?3, not_before = ?4, \
-                     started_at = COALESCE(started_at, ?4), updated_at = ?4 WHERE id = ?1",
-                    params![job.id, worker, now + lease_ms, now],
-                )?;
-                tx.execute(
-                    "INSERT INTO lpdrop_job_attempts (job_id, attempt, worker, started_at) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![job.id, job.attempts + 1, worker, now],
-                )?;
-                let job = load(tx, job.id)?;
-                return Ok(Some(Lease {
-                    attempt: job.attempts,
-                    owner: worker,
-                    taken_over,
-                    job,
-                }));
-            }
-        })
-        .await
-    }
-
-    pub(crate) async fn heartbeat(&self, lease: &Lease, duration: Duration) -> Result<Heartbeat> {
-        let lease = lease.clone();
-        let ms = duration_ms(duration);
-        self.write(move |tx, now| match check_lease(tx, &lease) {
-            Ok(_) => {
-                tx.execute(
-                    "UPDATE lpdrop_jobs SET lease_expires = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![lease.job.id, now + ms, now],
-                )?;
-                Ok(Heartbeat::Renewed {
-                    expires_ms: now + ms,
-                })
-            }
-            Err(QueueError::LeaseLost { .. }) => {
-                let job = load(tx, lease.job.id)?;
-                Ok(if job.state == JobState::Cancelled {
-                    Heartbeat::Cancelled
-                } else {
-                    Heartbeat::Lost
-                })
-            }
-            Err(e) => Err(e),
-        })
-        .await
-    }
-
-    pub(crate) async fn record_drop(&self, lease: &Lease, drop: &DropRecord) -> Result<DropRecord> {
-        let lease = lease.clone();
-        let drop = drop.clone();
-        self.write(move |tx, now| {
-            let job = check_lease(tx, &lease)?;
-            if let Some(existing) = job.drop {
-                return Ok(existing);
-            }
-            tx.execute(
-                "UPDATE lpdrop_jobs SET drop_id = ?2, drop_created_at = ?3, drop_root = ?4, \
-                 updated_at = ?5 WHERE id = ?1",
-                params![lease.job.id, drop.id, drop.created_at_ms, drop.root, now],
-            )?;
-            Ok(drop)
-        })
-        .await
-    }
-
-    pub(crate) async fn finish(&self, lease: &Lease, counts: &Counts) -> Result<()> {
-        let lease = lease.clone();
-        let c = *counts;
-        self.write(move |tx, now| {
-            check_lease(tx, &lease)?;
-            tx.execute(
-                "UPDATE lpdrop_jobs SET state = 'finished', finished_at = ?2, updated_at = ?2, \
-                 conversations = ?3, open_conversations = ?4, rows_written = ?5, files = ?6, \
-                 bytes = ?7 WHERE id = ?1",
-                params![
-                    lease.job.id,
-                    now,
-                    c.conversations as i64,
-                    c.open_conversations as i64,
-                    c.rows as i64,
-                    c.files as i64,
-                    c.bytes as i64
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(crate) async fn uploaded(&self, lease: &Lease, counts: Option<&Counts>) -> Result<()> {
-        let lease = lease.clone();
-        let counts = counts.copied();
-        self.write(move |tx, now| {
-            check_lease(tx, &lease)?;
-            tx.execute(
-                "UPDATE lpdrop_jobs SET state = 'uploaded', uploaded_at = ?2, \
-                 finished_at = COALESCE(finished_at, ?2), updated_at = ?2, lease_expires = NULL \
-                 WHERE id = ?1",
-                params![lease.job.id, now],
-            )?;
-            if let Some(c) = counts {
-                tx.execute(
-                    "UPDATE lpdrop_jobs SET conversations = ?2, open_conversations = ?3, \
-                     rows_written = ?4, files = ?5, bytes = ?6 WHERE id = ?1",
-                    params![
-                        lease.job.id,
-                        c.conversations as i64,
-                        c.open_conversations as i64,
-                        c.rows as i64,
-                        c.files as i64,
-                        c.bytes as i64
-                    ],
-                )?;
-            }
-            end_attempt(tx, lease.job.id, lease.attempt, now, "uploaded", None)?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(crate) async fn fail(
-        &self,
-        lease: &Lease,
-        error: &str,
-        retry_after: Option<Duration>,
-    ) -> Result<FailOutcome> {
-        let lease = lease.clone();
-        let error = clip(error, 4000);
-        self.write(move |tx, now| {
-            let job = check_lease(tx, &lease)?;
-            let outcome = match retry_after {
-                Some(d) if job.attempts < job.spec.max_attempts => {
-                    FailOutcome::RetryAt(now + duration_ms(d))
-                }
-                _ => FailOutcome::Dead,
-            };
-            let (state, not_before) = match outcome {
-                FailOutcome::RetryAt(t) => ("failed", t),
-                FailOutcome::Dead => ("dead", now),
-            };
-            tx.execute(
-                "UPDATE lpdrop_jobs SET state = ?2, not_before = ?3, last_error = ?4, \
-                 lease_expires = NULL, updated_at = ?5 WHERE id = ?1",
-                params![lease.job.id, state, not_before, error, now],
-            )?;
-            end_attempt(tx, lease.job.id, lease.attempt, now, state, Some(&error))?;
-            Ok(outcome)
-        })
-        .await
-    }
-
-    pub(crate) async fn release(&self, lease: &Lease, delay: Duration) -> Result<()> {
-        let lease = lease.clone();
-        let delay = duration_ms(delay);
-        self.write(move |tx, now| {
-            check_lease(tx, &lease)?;
-            tx.execute(
-                "UPDATE lpdrop_jobs SET state = 'queued', not_before = ?2, updated_at = ?3, \
-                 lease_owner = NULL, lease_expires = NULL, max_attempts = max_attempts + 1 \
-                 WHERE id = ?1",
-                params![lease.job.id, now + delay, now],
-            )?;
-            end_attempt(tx, lease.job.id, lease.attempt, now, "handed back", None)?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(crate) async fn watermark(&self, account_id: &str, source: Source) -> Result<Option<i64>> {
-        let account_id = account_id.to_string();
-        self.read(move |c, _| {
-            Ok(c.query_row(
-                "SELECT watermark FROM lpdrop_watermarks WHERE account_id = ?1 AND source = ?2",
-                params![account_id, source.as_str()],
-                |r| r.get(0),
             )
-            .optional()?)
-        })
-        .await
-    }
-
-    pub(crate) async fn advance_watermark(
-        &self,
-        account_id: &str,
-        source: Source,
-        expected: Option<i64>,
-        new: i64,
-        specs: &[JobSpec],
-    ) -> Result<Option<Vec<i64>>> {
-        let account_id = account_id.to_string();
-        let specs = specs.to_vec();
-        self.write(move |tx, now| {
-            let current: Option<i64> = tx
-                .query_row(
-                    "SELECT watermark FROM lpdrop_watermarks WHERE account_id = ?1 AND source = ?2",
-                    params![account_id, source.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if current != expected {
-                return Ok(None);
-            }
-            let ids = insert_jobs(tx, &specs, now)?;
-            tx.execute(
-                "INSERT INTO lpdrop_watermarks (account_id, source, watermark, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, source) \
-                 DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
-                params![account_id, source.as_str(), new, now],
-            )?;
-            Ok(Some(ids))
-        })
-        .await
-    }
-
-    pub(crate) async fn add_open_conversations(
-        &self,
-        job_id: i64,
-        ids: &[String],
-    ) -> Result<usize> {
-        let ids = ids.to_vec();
-        self.write(move |tx, now| {
-            let job = load(tx, job_id)?;
-            let mut stmt = tx.prepare(
-                "INSERT INTO lpdrop_open_conversations \
-                 (account_id, source, conversation_id, job_id, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account_id, source, conversation_id) \
-                 DO UPDATE SET job_id = excluded.job_id, recorded_at = excluded.recorded_at, \
-                 taken_by = NULL, taken_at = NULL",
-            )?;
-            for id in &ids {
-                stmt.execute(params![
-                    job.spec.account_id,
-                    job.spec.source.as_str(),
-                    id,
-                    job_id,
-                    now
-                ])?;
-            }
-            Ok(ids.len())
-        })
-        .await
-    }
-
-    pub(crate) async fn take_open_conversations(
-        &self,
-        account_id: &str,
-        source: Source,
-        limit: u32,
-        taker: &str,
-    ) -> Result<Vec<String>> {
-        let account_id = account_id.to_string();
-        let taker = taker.to_string();
-        self.write(move |tx, now| {
-            let ids = {
-                let mut stmt = tx.prepare(
-                    "SELECT conversation_id FROM lpdrop_open_conversations \
-                     WHERE account_id = ?1 AND source = ?2 \
-                     AND (taken_by IS NULL OR taken_by = ?4) \
-                     ORDER BY taken_by IS NULL, recorded_at, conversation_id LIMIT ?3",
-                )?;
-                stmt.query_map(params![account_id, source.as_str(), limit, taker], |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            let mut stmt = tx.prepare(
-                "UPDATE lpdrop_open_conversations SET taken_by = ?4, taken_at = ?5 \
-                 WHERE account_id = ?1 AND source = ?2 AND conversation_id = ?3",
-            )?;
-            for id in &ids {
-                stmt.execute(params![account_id, source.as_str(), id, taker, now])?;
-            }
-            Ok(ids)
-        })
-        .await
-    }
-
-    pub(crate) async fn pending_open_conversations(
-        &self,
-        account_id: &str,
-        source: Source,
-        recorded_before_ms: i64,
-    ) -> Result<u64> {
-        let account_id = account_id.to_string();
-        self.read(move |c, _| {
-            let n: i64 = c.query_row(
-                "SELECT count(*) FROM lpdrop_open_conversations \
-                 WHERE account_id = ?1 AND source = ?2 AND taken_by IS NULL \
-                 AND recorded_at < ?3",
-                params![account_id, source.as_str(), recorded_before_ms],
-                |r| r.get(0),
-            )?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
-    pub(crate) async fn open_conversations_of(&self, job_id: i64) -> Result<Vec<String>> {
-        self.read(move |c, _| {
-            let mut stmt = c.prepare(
-                "SELECT conversation_id FROM lpdrop_open_conversations \
-                 WHERE job_id = ?1 AND taken_by IS NULL ORDER BY conversation_id",
-            )?;
-            Ok(stmt
-                .query_map([job_id], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+            .unwrap();
+        assert_eq!(t3, 0);
+        // Code that knows only version 1 refuses the version 2 queue.
+        let err = migrate(&mut conn, v1).unwrap_err();
+        assert!(
+            matches!(err, QueueError::SchemaTooNew { found: 2, known: 1 }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("newer lpdrop"), "{err}");
     }
 }
