@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use lpdrop_liveperson::client::DEFAULT_DOMAIN;
 use lpdrop_liveperson::oauth1::ApiKey;
-use lpdrop_liveperson::{Client, ClientConfig, SearchFilters, Window};
+use lpdrop_liveperson::{Client, ClientConfig};
 
 use crate::config::{Applied, Origin, key_of, redact};
 use lpdrop_drop::{Destination, open_store};
@@ -202,18 +202,8 @@ async fn check_liveperson(args: &CheckArgs) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::Fail(format!("account {account}: Domain API: {e}")),
     };
-    // One search page of the last hour: it needs the key and the Messaging Interactions
-    // permission, exactly what a sync needs.
-    let now = chrono::Utc::now().timestamp_millis();
-    let window = match Window::try_new(now - 3_600_000, now) {
-        Ok(w) => w,
-        Err(e) => return Outcome::Fail(e.to_string()),
-    };
-    match client
-        .search_page(window, &SearchFilters::default(), 0)
-        .await
-    {
-        Ok(_) => Outcome::Ok(format!(
+    match client.check_key().await {
+        Ok(()) => Outcome::Ok(format!(
             "account {account} at {}: the key reads Messaging Interactions",
             args.domain
         )),

@@ -595,18 +595,8 @@ async fn run(
                 ..data.config()
             };
             if let Some(key) = api_key {
-                let parts: Vec<&str> = key.split(':').collect();
-                let [app_key, app_secret, access_token, access_token_secret] = parts[..] else {
-                    anyhow::bail!(
-                        "--api-key must be APP_KEY:APP_SECRET:ACCESS_TOKEN:TOKEN_SECRET (4 parts)"
-                    );
-                };
-                config.api_key = ApiKey {
-                    app_key: app_key.into(),
-                    app_secret: app_secret.into(),
-                    access_token: access_token.into(),
-                    access_token_secret: access_token_secret.into(),
-                };
+                // Parsed here, not by clap: clap's error would repeat the secrets.
+                config.api_key = key.parse().map_err(|e| anyhow::anyhow!("--api-key: {e}"))?;
             }
             serve_emulator(port, config).await
         }

@@ -691,6 +691,19 @@ impl Client {
 
     // ---- Messaging Interactions ------------------------------------------------------------
 
+    /// Checks that the key works for this account: one search page of the last hour, which
+    /// needs the key and the Messaging Interactions permission, exactly what a sync needs.
+    pub async fn check_key(&self) -> Result<(), Error> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let window = Window::try_new(now - 3_600_000, now).map_err(|e| Error::Config {
+            url: self.inner.config.domain.clone(),
+            reason: e.to_string(),
+        })?;
+        self.search_page(window, &SearchFilters::default(), 0)
+            .await
+            .map(|_| ())
+    }
+
     /// Fetches one Messaging Interactions search page, retrying what may succeed on another
     /// try; records flagged `info.isPartial` are replaced by their full version (get-by-id).
     pub async fn search_page(

@@ -31,6 +31,27 @@ pub struct ApiKey {
     pub access_token_secret: String,
 }
 
+/// `APP_KEY:APP_SECRET:ACCESS_TOKEN:TOKEN_SECRET`, the four values in one setting (the
+/// emulator's `--api-key`). The error never repeats the text: it holds secrets.
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let [app_key, app_secret, access_token, access_token_secret] = parts[..] else {
+            return Err(format!(
+                "an API key is APP_KEY:APP_SECRET:ACCESS_TOKEN:TOKEN_SECRET (4 parts, not {})",
+                parts.len()
+            ));
+        };
+        Ok(ApiKey {
+            app_key: app_key.into(),
+            app_secret: app_secret.into(),
+            access_token: access_token.into(),
+            access_token_secret: access_token_secret.into(),
+        })
+    }
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKey")
