@@ -30,7 +30,7 @@ use lpdrop_metrics::HealthState;
 use lpdrop_tables::Source;
 use tokio::sync::watch;
 
-use lpdrop_drop::{Destination, S3Settings, open_sink, open_store};
+use lpdrop_drop::{Destination, StoreSettings, open_to_write};
 use lpdrop_pipeline::{
     AccountConfig, ById, CommitFence, DropPlan, DropReport, NoProgress, OutputSettings,
     PlannedDrop, Search, run_drop,
@@ -56,7 +56,8 @@ pub struct WorkerSettings {
     pub metrics_addr: Option<SocketAddr>,
     /// The LivePerson client settings of every job; each job sets its own account.
     pub client: ClientConfig,
-    pub s3: S3Settings,
+    /// Settings of the job's store (S3's, and how hard to retry a request).
+    pub s3: StoreSettings,
     pub output: OutputSettings,
 }
 
@@ -79,7 +80,7 @@ struct Settings {
     poll: Duration,
     once: bool,
     client: ClientConfig,
-    s3: S3Settings,
+    s3: StoreSettings,
     output: OutputSettings,
     budgets: AccountBudgets,
 }
@@ -694,12 +695,7 @@ async fn execute(
     let record = queue.record_drop(lease, &record).await?;
     let planned = planned_from(&record)?;
 
-    if let Destination::Local(dir) = &dest {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))
-            .map_err(JobError::Retryable)?;
-    }
-    let (store, _) = open_store(&job.spec.dest, &settings.s3)
+    let (store, _) = open_to_write(&dest, &settings.s3)
         .await
         .map_err(JobError::Retryable)?;
     let marker_key = format!("{}/{}", record.root, lpdrop_drop::MARKER_NAME);
@@ -855,7 +851,7 @@ async fn run_job_drop(
     let client = Client::connect(settings.client_config(&job.spec.account_id))
         .await
         .context("cannot reach the LivePerson Domain API")?;
-    let sink = open_sink(dest, &settings.s3).await?;
+    let (store, _) = open_to_write(dest, &settings.s3).await?;
     let plan = DropPlan {
         drop: planned,
         prefix: dest.prefix(),
@@ -878,7 +874,7 @@ async fn run_job_drop(
                 ids,
                 window,
             };
-            run_drop(source, plan, sink, fence, progress).await
+            run_drop(source, plan, store, fence, progress).await
         }
         (Some(_), other) => anyhow::bail!(
             "only messaging conversations can be re-read by id, not {}",
@@ -890,11 +886,11 @@ async fn run_job_drop(
                 window,
                 filters,
             };
-            run_drop(source, plan, sink, fence, progress).await
+            run_drop(source, plan, store, fence, progress).await
         }
         (None, Source::Messaging | Source::Chat) => {
             let source = Search::new(client, tables, window, filters);
-            run_drop(source, plan, sink, fence, progress).await
+            run_drop(source, plan, store, fence, progress).await
         }
     }
 }
