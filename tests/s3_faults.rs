@@ -889,6 +889,7 @@ fn retries_are_logged_at_verbose_and_the_budget_is_configurable() {
         .collect();
     assert_eq!(retries.len(), 2, "{stderr}");
     for (line, attempt) in retries.iter().zip(1..) {
+        eprintln!("{line}");
         assert!(
             line.contains("PutObject")
                 && line.contains(&format!("attempt={attempt}"))
