@@ -10,7 +10,7 @@ use lpdrop_liveperson::oauth1::ApiKey;
 use lpdrop_liveperson::{Client, ClientConfig};
 
 use crate::config::{Applied, Origin, key_of, redact};
-use lpdrop_drop::{Destination, open_store};
+use lpdrop_drop::{Destination, open};
 
 use crate::out::outln;
 use crate::s3_args::S3Args;
@@ -162,7 +162,7 @@ async fn check_destination(args: &CheckArgs) -> Outcome {
                 Err(e) => Outcome::Fail(format!("local folder {}: {e}", path.display())),
             }
         }
-        Ok(Destination::S3(_)) => match open_store(out, &args.s3.settings()).await {
+        Ok(dest @ Destination::S3(_)) => match open(&dest, &args.s3.settings()).await {
             Ok(_) => Outcome::Ok(format!("{out} is reachable (listing allowed)")),
             Err(e) => Outcome::Fail(format!("{e:#}")),
         },

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use lpdrop_drop::{Destination, open_sink, open_store};
+use lpdrop_drop::{Destination, open, open_to_write};
 use lpdrop_emulator::{Emulator, EmulatorConfig};
 use lpdrop_liveperson::{Client, ClientConfig, SearchFilters, Window};
 use lpdrop_pipeline::{
@@ -26,7 +26,7 @@ async fn publish<S: RecordSource>(
     s3: &S3Args,
     output: OutputSettings,
 ) -> Result<DropReport> {
-    let sink = open_sink(dest, &s3.settings()).await?;
+    let (store, _) = open_to_write(dest, &s3.settings()).await?;
     let plan = DropPlan {
         drop: PlannedDrop::new(),
         prefix: dest.prefix(),
@@ -36,7 +36,7 @@ async fn publish<S: RecordSource>(
     run_drop(
         source,
         plan,
-        sink,
+        store,
         None,
         Arc::new(TerminalProgress::default()),
     )
@@ -136,8 +136,8 @@ pub async fn demo(out: &str, per_day: u32, s3: S3Args, output: OutputSettings) -
 
 /// `lpdrop verify`: a drop against its manifest.
 pub async fn verify(target: &str, s3: &S3Args) -> Result<()> {
-    let (store, base) = open_store(target, &s3.settings()).await?;
-    let report = lpdrop_drop::verify(&store, &base, matches!(store, lpdrop_drop::Store::S3(_)))
+    let (store, base) = open(&Destination::parse(target)?, &s3.settings()).await?;
+    let report = lpdrop_drop::verify(store.as_ref(), &base)
         .await
         .context("cannot read the drop")?;
     let id = report.drop_id.as_deref().unwrap_or("?");
@@ -166,11 +166,17 @@ pub async fn gc(
     dry_run: bool,
     s3: &S3Args,
 ) -> Result<()> {
-    let (store, prefix) = open_store(target, &s3.settings()).await?;
+    let (store, prefix) = open(&Destination::parse(target)?, &s3.settings()).await?;
     let grace_chrono =
         chrono::Duration::from_std(grace.get()).context("--older-than is too long")?;
-    let report =
-        lpdrop_drop::gc::gc(&store, &prefix, grace_chrono, chrono::Utc::now(), dry_run).await?;
+    let report = lpdrop_drop::gc::gc(
+        store.as_ref(),
+        &prefix,
+        grace_chrono,
+        chrono::Utc::now(),
+        dry_run,
+    )
+    .await?;
     let verb = if dry_run { "would remove" } else { "removed" };
     for (root, objects) in &report.removed_drops {
         outln!(

@@ -88,7 +88,7 @@ pub async fn run(
             .lp
             .client_config("0")
             .context("LivePerson API settings")?,
-        s3: args.s3.settings(),
+        store: args.s3.settings(),
         output,
     };
     let once = settings.once;

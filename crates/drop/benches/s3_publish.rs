@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
-use lpdrop_drop::{S3Store, S3WriteOptions};
+use lpdrop_drop::{RetryBudget, S3Store, S3WriteOptions};
 use lpdrop_testkit::Moto;
 
 /// Peak resident memory of this process so far, from the kernel's high-water mark.
@@ -58,20 +58,17 @@ fn main() {
 
     let moto = Moto::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = S3Store {
-        client: moto.s3(),
-        bucket: "bench".into(),
-    };
+    let store = S3Store::new(
+        &moto.s3(),
+        "bench",
+        S3WriteOptions::default(),
+        RetryBudget::default(),
+    );
     runtime.block_on(async { moto.create_bucket("bench").await });
 
     let started = Instant::now();
     runtime
-        .block_on(store.put_file(
-            "lpdrop/table.parquet",
-            &path,
-            &sha,
-            &S3WriteOptions::default(),
-        ))
+        .block_on(store.put_file("lpdrop/table.parquet", &path, &sha))
         .unwrap();
     let ours = started.elapsed().as_secs_f64();
     let rss_after = peak_rss_mib();

@@ -1,11 +1,12 @@
-//! Destinations (a local folder or `s3://bucket/prefix`), the S3 settings behind them, and
-//! opening a store for one.
+//! Destinations (a local folder or `s3://bucket/prefix`), the settings behind them, and
+//! opening the object store for one: the one place that knows which kinds of store exist.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::retry::RetryBudget;
 use crate::s3::{Encryption, S3ConnectOptions};
-use crate::{LocalSink, Prefix, S3Location, S3Sink, S3Store, S3WriteOptions, Sink, Store};
+use crate::{LocalStore, ObjectStore, Prefix, S3Location, S3Store, S3WriteOptions};
 use anyhow::{Context, Result, bail};
 
 /// Where drops go or are read from.
@@ -40,6 +41,14 @@ impl Destination {
     }
 }
 
+/// Settings of every store: how hard to retry, and what S3 needs.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSettings {
+    pub s3: S3Settings,
+    /// Attempts and backoff of each request to a remote store.
+    pub retry: RetryBudget,
+}
+
 /// S3 settings; the standard AWS chain supplies credentials and `AWS_ENDPOINT_URL` the endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct S3Settings {
@@ -55,6 +64,8 @@ pub struct S3Settings {
     pub role_arn: Option<String>,
     /// External id required by that role's trust policy.
     pub external_id: Option<String>,
+    /// Files larger than this go up as multipart uploads (default 16 MiB).
+    pub multipart_threshold: Option<u64>,
 }
 
 impl S3Settings {
@@ -72,15 +83,21 @@ impl S3Settings {
             }),
             Some(other) => bail!("--s3-sse must be s3 or kms, not {other:?}"),
         };
+        let defaults = S3WriteOptions::default();
         Ok(S3WriteOptions {
             encryption,
             storage_class: self.storage_class.clone().filter(|c| !c.is_empty()),
             bucket_owner_full_control: self.bucket_owner_full_control,
-            ..S3WriteOptions::default()
+            multipart_threshold: self
+                .multipart_threshold
+                .unwrap_or(defaults.multipart_threshold),
+            ..defaults
         })
     }
 
-    pub async fn store(&self, bucket: &str) -> Result<S3Store> {
+    /// The store for `bucket`, through a client from the AWS chain.
+    pub async fn store(&self, bucket: &str, retry: RetryBudget) -> Result<S3Store> {
+        let options = self.write_options()?;
         let client = crate::s3::connect(&S3ConnectOptions {
             role_arn: self.role_arn.clone(),
             external_id: self.external_id.clone(),
@@ -88,45 +105,40 @@ impl S3Settings {
         })
         .await
         .map_err(anyhow::Error::msg)?;
-        Ok(S3Store {
-            client,
-            bucket: bucket.to_string(),
-        })
+        Ok(S3Store::new(&client, bucket, options, retry))
     }
 }
 
-/// The sink for a destination, checked to be reachable before any work starts.
-pub async fn open_sink(dest: &Destination, s3: &S3Settings) -> Result<Arc<dyn Sink>> {
-    match dest {
+/// The object store of a destination, checked to be reachable, and the key prefix drops are
+/// published under inside it. A local folder must exist: see [`open_to_write`].
+pub async fn open(
+    dest: &Destination,
+    settings: &StoreSettings,
+) -> Result<(Arc<dyn ObjectStore>, String)> {
+    let (store, prefix): (Arc<dyn ObjectStore>, String) = match dest {
         Destination::Local(root) => {
-            std::fs::create_dir_all(root)
-                .with_context(|| format!("cannot create {}", root.display()))?;
-            Ok(Arc::new(LocalSink::new(root.clone())))
+            if !root.is_dir() {
+                bail!("{} is not a folder", root.display());
+            }
+            (Arc::new(LocalStore::new(root.clone())), String::new())
         }
         Destination::S3(location) => {
-            let options = s3.write_options()?;
-            let store = s3.store(&location.bucket).await?;
-            store.check_access(location.prefix.as_str()).await?;
-            let sink = S3Sink::new(store, options, tokio::runtime::Handle::current())
-                .context("cannot create a local staging folder")?;
-            Ok(Arc::new(sink))
+            let store = settings.s3.store(&location.bucket, settings.retry).await?;
+            (Arc::new(store), location.prefix.as_str().to_string())
         }
-    }
+    };
+    store.check_access(&prefix).await?;
+    Ok((store, prefix))
 }
 
-/// A store to read from, and the key prefix inside it, for `verify` and `gc`.
-pub async fn open_store(target: &str, s3: &S3Settings) -> Result<(Store, String)> {
-    match Destination::parse(target)? {
-        Destination::Local(path) => {
-            if !path.is_dir() {
-                bail!("{} is not a folder", path.display());
-            }
-            Ok((Store::Local(path), String::new()))
-        }
-        Destination::S3(location) => {
-            let store = s3.store(&location.bucket).await?;
-            store.check_access(location.prefix.as_str()).await?;
-            Ok((Store::S3(store), location.prefix.as_str().to_string()))
-        }
+/// [`open`] for publishing drops: a local folder is created first when missing.
+pub async fn open_to_write(
+    dest: &Destination,
+    settings: &StoreSettings,
+) -> Result<(Arc<dyn ObjectStore>, String)> {
+    if let Destination::Local(root) = dest {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
     }
+    open(dest, settings).await
 }

@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::layout::MARKER_NAME;
-use crate::s3::PendingUpload;
-use crate::sink::SinkError;
-use crate::store::Store;
+use crate::store::{ObjectStore, PendingUpload, StoreError};
 
 /// What `gc` removed (or, with a dry run, would remove).
 #[derive(Debug, Clone, Default)]
@@ -57,12 +55,12 @@ pub fn drop_root_of(key: &str) -> Option<(String, DateTime<Utc>)> {
 
 /// Removes uncommitted drops and multipart uploads under `prefix` older than `now - grace`.
 pub async fn gc(
-    store: &Store,
+    store: &dyn ObjectStore,
     prefix: &str,
     grace: chrono::Duration,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> Result<GcReport, SinkError> {
+) -> Result<GcReport, StoreError> {
     let cutoff = now - grace;
     let mut drops: BTreeMap<String, (DateTime<Utc>, bool, Vec<String>)> = BTreeMap::new();
     for object in store.list(prefix).await? {
@@ -90,12 +88,7 @@ pub async fn gc(
             report.removed_drops.push((root, keys.len()));
         }
     }
-    let upload_prefix = if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_string()
-    } else {
-        format!("{prefix}/")
-    };
-    for upload in store.pending_uploads(&upload_prefix).await? {
+    for upload in store.pending_uploads(prefix).await? {
         let stale = upload
             .initiated_ms
             .is_none_or(|ms| ms < cutoff.timestamp_millis());

@@ -1,16 +1,23 @@
-//! Amazon S3 (and S3-compatible stores): the drop sink and the object operations that
-//! `verify` and `gc` need.
+//! Amazon S3 (and S3-compatible stores) as an object store for drops.
 //!
 //! Files are staged in a local temporary folder while parquet is written, then uploaded: small
 //! ones with one `PutObject`, large ones as multipart uploads read straight from the staged file
 //! in parts, so memory stays bounded whatever the file size. Every upload carries a checksum
 //! that S3 verifies; the marker is written with `If-None-Match: *`.
+//!
+//! Every request is retried when it failed for a passing reason ([`crate::retry`]), and a write
+//! whose last attempt failed is checked (size, then SHA-256) before it is reported: when the
+//! answer to an attempt that landed is lost, the object is there, whole, and that is success.
 
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
@@ -19,10 +26,11 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use tokio::runtime::Handle;
 
 use crate::layout::Prefix;
-use crate::sink::{Sink, SinkError};
+use crate::retry::{Attempt, RetryBudget, retrying};
+use crate::store::{Fetched, ObjectInfo, ObjectStore, PendingUpload, StoreError, as_folder};
+use crate::writer::hex;
 
 /// S3 allows at most 10,000 parts; stay well under it so a part size never has to change late.
 const MAX_PARTS: u64 = 9_000;
@@ -148,10 +156,109 @@ pub async fn connect(options: &S3ConnectOptions) -> Result<Client, String> {
     Ok(Client::from_conf(config.build()))
 }
 
-/// An SDK error as one line with its cause chain (never credentials: the SDK keeps them out).
-/// One readable line for an SDK error: S3's code and message for a service error (with the
-/// HTTP status), else the chain of causes (connection, credentials, timeout). The SDK's own
-/// `DisplayErrorContext` also prints raw responses in Debug form, far too long for a person.
+/// A failed S3 request, boiled down to what the retry loop and the callers need.
+#[derive(Debug)]
+struct Failure {
+    /// One readable line (see [`describe`]).
+    message: String,
+    status: Option<u16>,
+    code: Option<String>,
+    transient: bool,
+}
+
+/// S3's error codes for a request that may well succeed when sent again.
+const TRANSIENT_CODES: [&str; 9] = [
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+impl Failure {
+    /// Transient: a 5xx or 429, throttling, a timeout, a reset or refused connection, an
+    /// answer cut short. Lasting: any other 4xx, missing credentials, a request the SDK
+    /// could not build.
+    fn of<E>(e: SdkError<E, HttpResponse>) -> Failure
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+    {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let code = e.code().map(str::to_string);
+        let transient = match &e {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+            SdkError::DispatchFailure(d) => {
+                d.is_io()
+                    || d.is_timeout()
+                    || d.as_other() == Some(aws_smithy_types::retry::ErrorKind::TransientError)
+            }
+            SdkError::ServiceError(_) => {
+                status.is_some_and(|s| s >= 500 || s == 429)
+                    || code
+                        .as_deref()
+                        .is_some_and(|c| TRANSIENT_CODES.contains(&c))
+            }
+            _ => false,
+        };
+        Failure {
+            message: describe(&e),
+            status,
+            code,
+            transient,
+        }
+    }
+
+    /// An answer whose body broke off while it was read.
+    fn reading(cause: impl std::fmt::Display) -> Failure {
+        Failure {
+            message: format!("reading the answer: {cause}"),
+            status: None,
+            code: None,
+            transient: true,
+        }
+    }
+
+    /// A local file that could not be read or written: sending again would not help.
+    fn local(what: &str, cause: impl std::fmt::Display) -> Failure {
+        Failure {
+            message: format!("{what}: {cause}"),
+            status: None,
+            code: None,
+            transient: false,
+        }
+    }
+
+    fn is_missing(&self) -> bool {
+        self.status == Some(404) || matches!(self.code.as_deref(), Some("NoSuchKey" | "NotFound"))
+    }
+
+    fn is_precondition_failed(&self) -> bool {
+        self.status == Some(412) || self.code.as_deref() == Some("PreconditionFailed")
+    }
+
+    fn is_no_such_upload(&self) -> bool {
+        self.code.as_deref() == Some("NoSuchUpload")
+    }
+}
+
+impl Attempt for Failure {
+    fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    fn cause(&self) -> String {
+        self.message.clone()
+    }
+}
+
+/// One readable line for an SDK error: S3's code and message for a service error, else the
+/// chain of causes (connection, credentials, timeout). The SDK's own `DisplayErrorContext`
+/// also prints raw responses in Debug form, far too long for a person. Never credentials:
+/// the SDK keeps them out.
 fn describe<E, R>(e: &SdkError<E, R>) -> String
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
@@ -188,366 +295,554 @@ where
     line
 }
 
-fn status_of<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
-    e.raw_response().map(|r| r.status().as_u16())
-}
-
-/// Object operations on one bucket (async), used by the sink, `verify` and `gc`.
-#[derive(Debug, Clone)]
+/// Drops in an S3 bucket. Every request is retried within the store's [`RetryBudget`], and a
+/// write whose last attempt failed is checked before it is reported as failed: the answer to
+/// an attempt that landed may have been lost.
+#[derive(Debug)]
 pub struct S3Store {
-    pub client: Client,
-    pub bucket: String,
-}
-
-/// One object of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub key: String,
-    pub size: u64,
-}
-
-/// An unfinished multipart upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingUpload {
-    pub key: String,
-    pub upload_id: String,
-    pub initiated_ms: Option<i64>,
+    client: Client,
+    bucket: String,
+    options: S3WriteOptions,
+    retry: RetryBudget,
+    /// Where files are written before upload; made on first use, so that a store that only
+    /// reads needs no temporary folder.
+    staging: Mutex<Option<tempfile::TempDir>>,
 }
 
 impl S3Store {
+    /// A store for `bucket` through `client`. The client's own retries are turned off: the
+    /// store retries every request itself, within `retry`, and logs each retry.
+    pub fn new(
+        client: &Client,
+        bucket: impl Into<String>,
+        options: S3WriteOptions,
+        retry: RetryBudget,
+    ) -> S3Store {
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
+        S3Store {
+            client: Client::from_conf(config),
+            bucket: bucket.into(),
+            options,
+            retry,
+            staging: Mutex::new(None),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     pub fn uri(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, key)
     }
 
-    fn err(&self, action: &'static str, key: &str, message: String) -> SinkError {
-        SinkError {
-            action,
-            location: self.uri(key),
-            cause: io::Error::other(message),
-        }
+    fn err(&self, action: &'static str, key: &str, message: String) -> StoreError {
+        StoreError::new(action, self.uri(key), io::Error::other(message))
     }
 
-    pub async fn put_bytes(
+    async fn retrying<T, F, Fut>(
         &self,
+        operation: &'static str,
         key: &str,
-        bytes: Vec<u8>,
-        options: &S3WriteOptions,
-        if_absent: bool,
-    ) -> Result<bool, SinkError> {
-        let sha = base64::engine::general_purpose::STANDARD
-            .encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(bytes.clone()))
-            .checksum_sha256(sha);
-        req = apply_put_options(req, options);
-        if if_absent {
-            req = req.if_none_match("*");
-        }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            // Create-only writes can fail although they succeeded: when the answer to a write
-            // that landed is lost, the SDK's retry meets our own object (412), or every retry
-            // fails. An object byte-for-byte equal to ours is our write, not someone else's.
-            Err(e)
-                if if_absent
-                    && (status_of(&e) == Some(412) || e.code() == Some("PreconditionFailed")) =>
-            {
-                Ok(self.holds_exactly(key, &bytes).await)
-            }
-            Err(_) if if_absent && self.holds_exactly(key, &bytes).await => Ok(true),
-            Err(e) => Err(self.err("uploading", key, describe(&e))),
-        }
+        attempt: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        retrying(&self.retry, operation, key, attempt).await
     }
 
-    /// The SHA-256 (hex) of the object at `key`, streamed; `None` when it cannot be read.
-    async fn sha256_hex_of(&self, key: &str) -> Option<String> {
-        use sha2::Digest;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        let mut body = out.body;
-        let mut hasher = sha2::Sha256::new();
-        while let Some(chunk) = body.try_next().await.ok()? {
-            hasher.update(&chunk);
-        }
-        Some(
-            hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
-    }
-
-    /// True when `key` exists and holds exactly `bytes` (false when it cannot be read).
-    async fn holds_exactly(&self, key: &str, bytes: &[u8]) -> bool {
-        matches!(self.get_bytes(key).await, Ok(found) if found == bytes)
-    }
-
-    /// Uploads a local file, in one request or as a multipart upload.
+    /// Uploads a local file, in one request or as a multipart upload. `sha256_hex` is the
+    /// file's digest: S3 checks what it received against it, and it tells a write that landed
+    /// from one that did not when the answer is lost.
     pub async fn put_file(
         &self,
         key: &str,
         path: &Path,
         sha256_hex: &str,
-        options: &S3WriteOptions,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), StoreError> {
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|e| self.err("reading staged file for", key, e.to_string()))?
             .len();
-        if size <= options.multipart_threshold {
-            let body = ByteStream::from_path(path)
+        let expected = Expected { size, sha256_hex };
+        if size > self.options.multipart_threshold {
+            return self.put_multipart(key, path, &expected).await;
+        }
+        let digest = hex_to_base64(sha256_hex)
+            .ok_or_else(|| self.err("uploading", key, "bad digest".into()))?;
+        let sent = self
+            .retrying("PutObject", key, || async {
+                let body = ByteStream::from_path(path)
+                    .await
+                    .map_err(|e| Failure::local("reading the staged file", e))?;
+                let request = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .body(body)
+                    .content_length(size as i64)
+                    .checksum_sha256(&digest);
+                apply_put_options(request, &self.options)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(Failure::of)
+            })
+            .await;
+        self.unless_landed(key, &expected, sent).await
+    }
+
+    /// Writes a small object; with `if_absent`, only if `key` does not exist yet
+    /// (`Ok(false)` when another object is there).
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        if_absent: bool,
+    ) -> Result<bool, StoreError> {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+        let sha256_hex = hex(&digest);
+        let checksum = base64::engine::general_purpose::STANDARD.encode(digest);
+        let sent = self
+            .retrying("PutObject", key, || async {
+                let mut request = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .body(ByteStream::from(bytes.to_vec()))
+                    .checksum_sha256(&checksum);
+                request = apply_put_options(request, &self.options);
+                if if_absent {
+                    request = request.if_none_match("*");
+                }
+                request.send().await.map(drop).map_err(Failure::of)
+            })
+            .await;
+        let expected = Expected {
+            size: bytes.len() as u64,
+            sha256_hex: &sha256_hex,
+        };
+        match sent {
+            // Someone's object is there: ours (an earlier attempt whose answer was lost), or
+            // another writer's.
+            Err(f) if if_absent && f.is_precondition_failed() => {
+                Ok(self.holds(key, &expected).await)
+            }
+            other => self
+                .unless_landed(key, &expected, other)
                 .await
-                .map_err(|e| self.err("reading staged file for", key, e.to_string()))?;
-            let digest = hex_to_base64(sha256_hex)
-                .ok_or_else(|| self.err("uploading", key, "bad digest".into()))?;
-            let req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(body)
-                .content_length(size as i64)
-                .checksum_sha256(digest);
-            apply_put_options(req, options)
-                .send()
-                .await
-                .map_err(|e| self.err("uploading", key, describe(&e)))?;
+                .map(|()| true),
+        }
+    }
+
+    /// `sent`, unless it failed while the object at `key` holds exactly what was sent: then
+    /// an attempt landed and only its answer was lost, which is a success.
+    async fn unless_landed(
+        &self,
+        key: &str,
+        expected: &Expected<'_>,
+        sent: Result<(), Failure>,
+    ) -> Result<(), StoreError> {
+        let Err(failure) = sent else {
+            return Ok(());
+        };
+        if self.holds(key, expected).await {
+            tracing::debug!(key, cause = %failure.message, "the write landed, although its last attempt failed");
             return Ok(());
         }
-        self.put_multipart(key, path, size, sha256_hex, options)
+        Err(self.err("uploading", key, failure.message))
+    }
+
+    /// True when `key` holds exactly the expected object: its size first (one HEAD), then the
+    /// SHA-256 of its bytes. False when it is missing, differs or cannot be read.
+    async fn holds(&self, key: &str, expected: &Expected<'_>) -> bool {
+        let size = self
+            .retrying("HeadObject", key, || async {
+                let head = self
+                    .client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(Failure::of)?;
+                Ok(head.content_length().unwrap_or(-1))
+            })
+            .await;
+        if size.ok() != Some(expected.size as i64) {
+            return false;
+        }
+        self.sha256_hex_of(key).await.ok().as_deref() == Some(expected.sha256_hex)
+    }
+
+    /// The SHA-256 (hex) of the object at `key`, streamed.
+    async fn sha256_hex_of(&self, key: &str) -> Result<String, Failure> {
+        use sha2::Digest;
+        self.retrying("GetObject", key, || async {
+            let out = self.get_object(key).await?;
+            let mut body = out.body;
+            let mut hasher = sha2::Sha256::new();
+            while let Some(chunk) = body.try_next().await.map_err(Failure::reading)? {
+                hasher.update(&chunk);
+            }
+            Ok(hex(&hasher.finalize()))
+        })
+        .await
+    }
+
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, Failure> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
             .await
+            .map_err(Failure::of)
     }
 
     async fn put_multipart(
         &self,
         key: &str,
         path: &Path,
-        size: u64,
-        sha256_hex: &str,
-        options: &S3WriteOptions,
-    ) -> Result<(), SinkError> {
-        let part_size = part_size_for(size, options.part_size);
-        let mut create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            // Declared up front: stricter stores refuse part checksums otherwise.
-            .checksum_algorithm(ChecksumAlgorithm::Sha256);
-        if let Some(enc) = &options.encryption {
-            create = match enc {
-                Encryption::S3 => create.server_side_encryption(ServerSideEncryption::Aes256),
-                Encryption::Kms { key_id } => create
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .set_ssekms_key_id(key_id.clone()),
-            };
-        }
-        if let Some(class) = &options.storage_class {
-            create = create.storage_class(StorageClass::from(class.as_str()));
-        }
-        if options.bucket_owner_full_control {
-            create = create.acl(ObjectCannedAcl::BucketOwnerFullControl);
-        }
-        let upload_id = create
-            .send()
+        expected: &Expected<'_>,
+    ) -> Result<(), StoreError> {
+        let upload_id = self.start_multipart(key).await?;
+        let completed = match self
+            .upload_parts(key, &upload_id, path, expected.size)
             .await
-            .map_err(|e| self.err("starting multipart upload of", key, describe(&e)))?
-            .upload_id
-            .ok_or_else(|| self.err("starting multipart upload of", key, "no upload id".into()))?;
-        let parts = size.div_ceil(part_size);
-        let uploaded = stream::iter(0..parts)
-            .map(|i| {
-                let upload_id = upload_id.clone();
-                async move {
-                    let offset = i * part_size;
-                    let length = part_size.min(size - offset);
-                    let body = ByteStream::read_from()
-                        .path(path)
-                        .offset(offset)
-                        .length(Length::Exact(length))
-                        .build()
-                        .await
-                        .map_err(|e| format!("reading part {}: {e}", i + 1))?;
-                    let out = self
-                        .client
-                        .upload_part()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .part_number((i + 1) as i32)
-                        .content_length(length as i64)
-                        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                        .body(body)
-                        .send()
-                        .await
-                        .map_err(|e| format!("part {} of {parts}: {}", i + 1, describe(&e)))?;
-                    Ok::<_, String>(
-                        CompletedPart::builder()
-                            .part_number((i + 1) as i32)
-                            .set_e_tag(out.e_tag)
-                            .set_checksum_sha256(out.checksum_sha256)
-                            .build(),
-                    )
+        {
+            Ok(parts) => self.complete_multipart(key, &upload_id, parts).await,
+            Err(failure) => Err(failure),
+        };
+        let Err(failure) = completed else {
+            return Ok(());
+        };
+        // A Complete that S3 carried out, whose answer was lost: the retries then get an
+        // error (NoSuchUpload, or a 500 of their own). The object holds exactly our file.
+        if self.holds(key, expected).await {
+            tracing::debug!(key, cause = %failure.message, "the multipart upload completed, although its last attempt failed");
+            return Ok(());
+        }
+        // Best effort: a failed abort leaves the upload for `lpdrop gc` to remove.
+        let _ = self.abort(key, &upload_id).await;
+        Err(self.err("uploading", key, failure.message))
+    }
+
+    async fn start_multipart(&self, key: &str) -> Result<String, StoreError> {
+        let options = &self.options;
+        let started = self
+            .retrying("CreateMultipartUpload", key, || async {
+                let mut create = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    // Declared up front: stricter stores refuse part checksums otherwise.
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256);
+                if let Some(enc) = &options.encryption {
+                    create = match enc {
+                        Encryption::S3 => {
+                            create.server_side_encryption(ServerSideEncryption::Aes256)
+                        }
+                        Encryption::Kms { key_id } => create
+                            .server_side_encryption(ServerSideEncryption::AwsKms)
+                            .set_ssekms_key_id(key_id.clone()),
+                    };
                 }
+                if let Some(class) = &options.storage_class {
+                    create = create.storage_class(StorageClass::from(class.as_str()));
+                }
+                if options.bucket_owner_full_control {
+                    create = create.acl(ObjectCannedAcl::BucketOwnerFullControl);
+                }
+                create.send().await.map_err(Failure::of)
             })
-            .buffered(options.upload_concurrency.max(1))
-            .try_collect::<Vec<_>>()
-            .await;
-        let result = match uploaded {
-            Ok(parts) => self
-                .client
+            .await
+            .map_err(|f| self.err("starting multipart upload of", key, f.message))?;
+        started
+            .upload_id
+            .ok_or_else(|| self.err("starting multipart upload of", key, "no upload id".into()))
+    }
+
+    /// Uploads the parts of the file at `path`, a few at once, each read straight from the
+    /// file (memory stays bounded whatever its size).
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<Vec<CompletedPart>, Failure> {
+        let part_size = part_size_for(size, self.options.part_size);
+        let parts = size.div_ceil(part_size);
+        stream::iter(0..parts)
+            .map(|i| async move {
+                let offset = i * part_size;
+                let length = part_size.min(size - offset);
+                let number = (i + 1) as i32;
+                let label = format!("{key} (part {number} of {parts})");
+                let out = self
+                    .retrying("UploadPart", &label, || async {
+                        let body = ByteStream::read_from()
+                            .path(path)
+                            .offset(offset)
+                            .length(Length::Exact(length))
+                            .build()
+                            .await
+                            .map_err(|e| Failure::local("reading the staged file", e))?;
+                        self.client
+                            .upload_part()
+                            .bucket(&self.bucket)
+                            .key(key)
+                            .upload_id(upload_id)
+                            .part_number(number)
+                            .content_length(length as i64)
+                            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                            .body(body)
+                            .send()
+                            .await
+                            .map_err(Failure::of)
+                    })
+                    .await
+                    .map_err(|f| Failure {
+                        message: format!("part {number} of {parts}: {}", f.message),
+                        ..f
+                    })?;
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag)
+                    .set_checksum_sha256(out.checksum_sha256)
+                    .build())
+            })
+            .buffered(self.options.upload_concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), Failure> {
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        self.retrying("CompleteMultipartUpload", key, || async {
+            self.client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
                 .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
+                .upload_id(upload_id)
+                .multipart_upload(parts.clone())
                 .send()
                 .await
-                .map(|_| ())
-                .map_err(|e| (e.code() == Some("NoSuchUpload"), describe(&e))),
-            Err(e) => Err((false, e)),
-        };
-        // A lost answer to a Complete that S3 carried out: the retry finds no such upload any
-        // more. The object then holds exactly our file, which is what counts.
-        let result = match result {
-            Err((true, _)) if self.sha256_hex_of(key).await.as_deref() == Some(sha256_hex) => {
-                Ok(())
-            }
-            other => other.map_err(|(_, message)| message),
-        };
-        if let Err(message) = result {
-            // Best effort: a failed abort leaves the upload for `lpdrop gc` to remove.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            return Err(self.err("uploading", key, message));
-        }
-        Ok(())
+                .map(drop)
+                .map_err(Failure::of)
+        })
+        .await
     }
 
-    /// Fails early, with the reason, when the bucket cannot be reached with these credentials.
-    ///
-    /// A one-key listing under `prefix` rather than `HeadBucket`: it needs only `s3:ListBucket`
-    /// for that prefix, so the customer's role can keep a strict `s3:prefix` condition.
-    pub async fn check_access(&self, prefix: &str) -> Result<(), SinkError> {
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-            prefix.to_string()
-        } else {
-            format!("{prefix}/")
-        };
-        self.client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&prefix)
-            .max_keys(1)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| SinkError {
-                action: "listing",
-                location: format!("s3://{}/{prefix}", self.bucket),
-                cause: io::Error::other(describe(&e)),
+    /// Aborts a multipart upload; one already gone (aborted or completed) counts as done.
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), Failure> {
+        let aborted = self
+            .retrying("AbortMultipartUpload", key, || async {
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(Failure::of)
             })
-    }
-
-    pub async fn exists(&self, key: &str) -> Result<bool, SinkError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(self.err("checking", key, describe(&e))),
+            .await;
+        match aborted {
+            Err(f) if f.is_no_such_upload() => Ok(()),
+            other => other,
         }
     }
 
-    pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, SinkError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.err("reading", key, describe(&e)))?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.err("reading", key, e.to_string()))?;
-        Ok(data.into_bytes().to_vec())
-    }
-
-    /// Streams an object into a local file; returns its size.
-    pub async fn download(&self, key: &str, to: &Path) -> Result<u64, SinkError> {
+    /// Streams an object into a local file; returns its size and SHA-256 (hex), or `None`
+    /// when the object does not exist.
+    async fn download(&self, key: &str, to: &Path) -> Result<Option<(u64, String)>, Failure> {
+        use sha2::Digest;
         use tokio::io::AsyncWriteExt;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.err("reading", key, describe(&e)))?;
-        let mut body = out.body;
-        let mut file = tokio::fs::File::create(to)
-            .await
-            .map_err(|e| self.err("creating a local copy of", key, e.to_string()))?;
-        let mut size = 0u64;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| self.err("reading", key, e.to_string()))?
-        {
-            size += chunk.len() as u64;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| self.err("writing a local copy of", key, e.to_string()))?;
+        let downloaded = self
+            .retrying("GetObject", key, || async {
+                let out = self.get_object(key).await?;
+                let mut file = tokio::fs::File::create(to)
+                    .await
+                    .map_err(|e| Failure::local("creating a local copy", e))?;
+                let mut body = out.body;
+                let mut hasher = sha2::Sha256::new();
+                let mut size = 0u64;
+                while let Some(chunk) = body.try_next().await.map_err(Failure::reading)? {
+                    size += chunk.len() as u64;
+                    hasher.update(&chunk);
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| Failure::local("writing a local copy", e))?;
+                }
+                file.flush()
+                    .await
+                    .map_err(|e| Failure::local("writing a local copy", e))?;
+                Ok((size, hex(&hasher.finalize())))
+            })
+            .await;
+        match downloaded {
+            Err(f) if f.is_missing() => Ok(None),
+            other => other.map(Some),
         }
-        file.flush()
-            .await
-            .map_err(|e| self.err("writing a local copy of", key, e.to_string()))?;
-        Ok(size)
     }
 
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, SinkError> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages
-            .try_next()
+    /// One page of a listing under `prefix`, from `token`.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, Failure> {
+        self.retrying("ListObjectsV2", prefix, || async {
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(Failure::of)
+        })
+        .await
+    }
+
+    fn staging_dir(&self) -> io::Result<PathBuf> {
+        let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if staging.is_none() {
+            *staging = Some(
+                tempfile::Builder::new()
+                    .prefix("lpdrop-staging-")
+                    .tempdir()?,
+            );
+        }
+        Ok(staging.as_ref().expect("made above").path().to_path_buf())
+    }
+}
+
+/// What a write should have left at its key.
+struct Expected<'a> {
+    size: u64,
+    sha256_hex: &'a str,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for S3Store {
+    fn staging_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.staging_dir().map_err(|e| {
+            StoreError::new("creating a local staging folder for", self.uri(key), e)
+        })?;
+        // Flat names in the staging folder: keys never become local paths.
+        let name = format!(
+            "{}-{}",
+            uuid::Uuid::new_v4().simple(),
+            key.rsplit('/').next().unwrap_or("object")
+        );
+        Ok(dir.join(name))
+    }
+
+    async fn publish_file(
+        &self,
+        key: &str,
+        staged: &Path,
+        sha256_hex: &str,
+    ) -> Result<(), StoreError> {
+        let result = self.put_file(key, staged, sha256_hex).await;
+        // The staged copy is no longer needed either way: keep the disk footprint to one file.
+        let _ = std::fs::remove_file(staged);
+        result
+    }
+
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_bytes(key, bytes, false).await.map(drop)
+    }
+
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.put_bytes(key, bytes, true).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let found = self
+            .retrying("HeadObject", key, || async {
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(Failure::of)
+            })
+            .await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(f) if f.is_missing() => Ok(false),
+            Err(f) => Err(self.err("checking", key, f.message)),
+        }
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let got = self
+            .retrying("GetObject", key, || async {
+                let out = self.get_object(key).await?;
+                let data = out.body.collect().await.map_err(Failure::reading)?;
+                Ok(data.into_bytes().to_vec())
+            })
+            .await;
+        match got {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(f) if f.is_missing() => Ok(None),
+            Err(f) => Err(self.err("reading", key, f.message)),
+        }
+    }
+
+    async fn fetch(&self, key: &str) -> Result<Option<Fetched>, StoreError> {
+        let temp = tempfile::NamedTempFile::new()
+            .map_err(|e| StoreError::new("creating a local copy of", self.uri(key), e))?
+            .into_temp_path();
+        let Some((size, sha256)) = self
+            .download(key, &temp)
             .await
-            .map_err(|e| self.err("listing", prefix, describe(&e)))?
-        {
+            .map_err(|f| self.err("reading", key, f.message))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Fetched {
+            path: temp.to_path_buf(),
+            size,
+            sha256,
+            _temp: Some(temp),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let prefix = as_folder(prefix);
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .list_page(&prefix, token)
+                .await
+                .map_err(|f| self.err("listing", &prefix, f.message))?;
             for o in page.contents() {
                 if let Some(key) = o.key() {
                     out.push(ObjectInfo {
@@ -556,11 +851,15 @@ impl S3Store {
                     });
                 }
             }
+            token = page.next_continuation_token().map(str::to_string);
+            if page.is_truncated() != Some(true) || token.is_none() {
+                break;
+            }
         }
         Ok(out)
     }
 
-    pub async fn delete(&self, keys: &[String]) -> Result<(), SinkError> {
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         // DeleteObjects takes at most 1,000 keys.
         for chunk in keys.chunks(1000) {
@@ -575,13 +874,17 @@ impl S3Store {
                 .build()
                 .map_err(|e| self.err("deleting", &chunk[0], e.to_string()))?;
             let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
+                .retrying("DeleteObjects", &chunk[0], || async {
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete.clone())
+                        .send()
+                        .await
+                        .map_err(Failure::of)
+                })
                 .await
-                .map_err(|e| self.err("deleting", &chunk[0], describe(&e)))?;
+                .map_err(|f| self.err("deleting", &chunk[0], f.message))?;
             if let Some(failed) = out.errors().first() {
                 return Err(self.err(
                     "deleting",
@@ -593,21 +896,26 @@ impl S3Store {
         Ok(())
     }
 
-    pub async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, SinkError> {
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        let prefix = as_folder(prefix);
         let mut out = Vec::new();
         let mut key_marker: Option<String> = None;
         let mut id_marker: Option<String> = None;
         loop {
             let page = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.clone())
-                .set_upload_id_marker(id_marker.clone())
-                .send()
+                .retrying("ListMultipartUploads", &prefix, || async {
+                    self.client
+                        .list_multipart_uploads()
+                        .bucket(&self.bucket)
+                        .prefix(&prefix)
+                        .set_key_marker(key_marker.clone())
+                        .set_upload_id_marker(id_marker.clone())
+                        .send()
+                        .await
+                        .map_err(Failure::of)
+                })
                 .await
-                .map_err(|e| self.err("listing multipart uploads under", prefix, describe(&e)))?;
+                .map_err(|f| self.err("listing multipart uploads under", &prefix, f.message))?;
             for u in page.uploads() {
                 if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
                     out.push(PendingUpload {
@@ -629,22 +937,34 @@ impl S3Store {
         Ok(out)
     }
 
-    pub async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), SinkError> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .send()
+    async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        self.abort(&upload.key, &upload.upload_id)
             .await
-            .map(|_| ())
-            .map_err(|e| {
-                self.err(
-                    "aborting the multipart upload of",
-                    &upload.key,
-                    describe(&e),
-                )
-            })
+            .map_err(|f| self.err("aborting the multipart upload of", &upload.key, f.message))
+    }
+
+    /// A one-key listing under `prefix` rather than `HeadBucket`: it needs only
+    /// `s3:ListBucket` for that prefix, so the customer's role can keep a strict `s3:prefix`
+    /// condition.
+    async fn check_access(&self, prefix: &str) -> Result<(), StoreError> {
+        let prefix = as_folder(prefix);
+        self.retrying("ListObjectsV2", &prefix, || async {
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .max_keys(1)
+                .send()
+                .await
+                .map(drop)
+                .map_err(Failure::of)
+        })
+        .await
+        .map_err(|f| self.err("listing", &prefix, f.message))
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.uri(key)
     }
 }
 
@@ -686,77 +1006,6 @@ fn hex_to_base64(hex: &str) -> Option<String> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
         .collect::<Option<Vec<u8>>>()?;
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// The drop sink on S3. Its methods block on the async client, so it must be used from a
-/// blocking thread (the drop writer runs on one), never from inside an async task.
-pub struct S3Sink {
-    store: S3Store,
-    options: S3WriteOptions,
-    staging: tempfile::TempDir,
-    runtime: Handle,
-}
-
-impl S3Sink {
-    pub fn new(store: S3Store, options: S3WriteOptions, runtime: Handle) -> io::Result<Self> {
-        Ok(S3Sink {
-            store,
-            options,
-            staging: tempfile::Builder::new()
-                .prefix("lpdrop-staging-")
-                .tempdir()?,
-            runtime,
-        })
-    }
-
-    pub fn store(&self) -> &S3Store {
-        &self.store
-    }
-}
-
-impl Sink for S3Sink {
-    fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError> {
-        // Flat names in the staging folder: keys never become local paths.
-        let name = format!(
-            "{}-{}",
-            uuid::Uuid::new_v4().simple(),
-            key.rsplit('/').next().unwrap_or("object")
-        );
-        Ok(self.staging.path().join(name))
-    }
-
-    fn publish_file(&self, key: &str, staged: &Path, sha256_hex: &str) -> Result<(), SinkError> {
-        let result =
-            self.runtime
-                .block_on(self.store.put_file(key, staged, sha256_hex, &self.options));
-        // The staged copy is no longer needed either way: keep the disk footprint to one file.
-        let _ = std::fs::remove_file(staged);
-        result
-    }
-
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
-        self.runtime
-            .block_on(
-                self.store
-                    .put_bytes(key, bytes.to_vec(), &self.options, false),
-            )
-            .map(|_| ())
-    }
-
-    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> {
-        self.runtime.block_on(
-            self.store
-                .put_bytes(key, bytes.to_vec(), &self.options, true),
-        )
-    }
-
-    fn exists(&self, key: &str) -> Result<bool, SinkError> {
-        self.runtime.block_on(self.store.exists(key))
-    }
-
-    fn location(&self, key: &str) -> String {
-        self.store.uri(key)
-    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::layout::{MANIFEST_NAME, MARKER_NAME};
 use crate::manifest::{FileEntry, Manifest, Marker};
-use crate::sink::SinkError;
-use crate::store::Store;
+use crate::store::{ObjectStore, StoreError};
 use crate::writer::hex;
 
 /// What `verify` found. The drop is good when `problems` is empty.
@@ -36,14 +35,12 @@ fn join(base: &str, path: &str) -> String {
     }
 }
 
-/// Verifies the drop whose root is `base` (a key prefix; empty when the store is the drop
-/// folder itself). `expect_root` asks that the manifest's `root` equals `base`, which holds for
-/// a drop where it was published (keys in the marker are then valid).
-pub async fn verify(
-    store: &Store,
-    base: &str,
-    expect_root: bool,
-) -> Result<VerifyReport, SinkError> {
+/// Verifies the drop whose root is `base`, a key prefix, or empty when the store was opened at
+/// the drop's own folder. A drop found under a prefix must be where it was published: its
+/// manifest's `root` must equal `base` (the keys in its marker are then valid). A drop
+/// opened at its own folder may have been copied or moved there, so its root is not compared.
+pub async fn verify(store: &dyn ObjectStore, base: &str) -> Result<VerifyReport, StoreError> {
+    let expect_root = !base.is_empty();
     let mut report = VerifyReport::default();
     let Some(marker_bytes) = store.get_bytes(&join(base, MARKER_NAME)).await? else {
         report.problems.push(format!(
@@ -157,12 +154,12 @@ pub async fn verify(
 /// Checks one listed file's presence, size and digest; returns the parquet row count when
 /// `parquet` is set and the file could be opened.
 async fn check_file(
-    store: &Store,
+    store: &dyn ObjectStore,
     base: &str,
     file: &FileEntry,
     parquet: bool,
     report: &mut VerifyReport,
-) -> Result<Option<u64>, SinkError> {
+) -> Result<Option<u64>, StoreError> {
     let key = join(base, &file.path);
     let Some(fetched) = store.fetch(&key).await? else {
         report

@@ -24,15 +24,15 @@ use crate::manifest::{
     FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Marker, Producer, QuarantineEntry, SourceInfo,
     TableEntry, Totals,
 };
-use crate::sink::{Sink, SinkError};
+use crate::store::{ObjectStore, StoreError};
 
 /// Why a drop could not be written or committed. Nothing is committed after any of these.
 #[derive(Debug, thiserror::Error)]
 pub enum DropError {
     #[error(transparent)]
-    Sink(#[from] SinkError),
-    /// `path` is the local file written (the staged file, for a remote sink). As in
-    /// [`SinkError`], the cause is in the message and not an error `source`: the chain printed
+    Store(#[from] StoreError),
+    /// `path` is the local file written (the staged file, for a remote store). As in
+    /// [`StoreError`], the cause is in the message and not an error `source`: the chain printed
     /// with `{:#}` would say it twice.
     #[error("writing {path}: {cause}")]
     Io { path: String, cause: io::Error },
@@ -348,11 +348,11 @@ impl TableWriter {
         &mut self,
         batch: &RecordBatch,
         layout: &DropLayout,
-        sink: &dyn Sink,
+        store: &BlockingStore,
         options: &WriterOptions,
     ) -> Result<(), DropError> {
         if self.open.is_none() {
-            self.open = Some(self.open_part(layout, sink, options)?);
+            self.open = Some(self.open_part(layout, store, options)?);
         }
         let file = self.open.as_mut().expect("opened above");
         let table = self.def.name;
@@ -364,13 +364,13 @@ impl TableWriter {
         if file.writer.in_progress_size() >= options.row_group_bytes {
             file.writer.flush().map_err(perr)?;
         }
-        self.roll_over_if_full(sink, options)
+        self.roll_over_if_full(store, options)
     }
 
     /// Writes the open row group out now (for the memory budget).
     fn flush_row_group(
         &mut self,
-        sink: &dyn Sink,
+        store: &BlockingStore,
         options: &WriterOptions,
     ) -> Result<(), DropError> {
         let Some(file) = self.open.as_mut() else {
@@ -379,20 +379,20 @@ impl TableWriter {
         file.writer
             .flush()
             .map_err(|cause| parquet_error(self.def.name, &file.staged, cause))?;
-        self.roll_over_if_full(sink, options)
+        self.roll_over_if_full(store, options)
     }
 
     /// Closes the open file past the size limit, and notes the memory its row group holds.
     fn roll_over_if_full(
         &mut self,
-        sink: &dyn Sink,
+        store: &BlockingStore,
         options: &WriterOptions,
     ) -> Result<(), DropError> {
         if let Some(file) = self.open.as_ref() {
             let written =
                 file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
             if written >= options.max_file_bytes {
-                self.close_part(sink)?;
+                self.close_part(store)?;
             }
         }
         self.buffered = self.open.as_ref().map_or(0, OpenFile::buffered);
@@ -406,13 +406,13 @@ impl TableWriter {
     fn open_part(
         &mut self,
         layout: &DropLayout,
-        sink: &dyn Sink,
+        store: &BlockingStore,
         options: &WriterOptions,
     ) -> Result<OpenFile, DropError> {
         let path_in_drop = DropLayout::table_file_path(self.def.name, self.next_part)?;
         self.next_part += 1;
         let key = layout.key(&path_in_drop);
-        let staged = sink.staging_path(&key)?;
+        let staged = store.staging_path(&key)?;
         let file = File::create(&staged).map_err(|cause| DropError::Io {
             path: staged.display().to_string(),
             cause,
@@ -448,7 +448,7 @@ impl TableWriter {
     }
 
     /// Finishes the open file, makes it durable and publishes it.
-    fn close_part(&mut self, sink: &dyn Sink) -> Result<(), DropError> {
+    fn close_part(&mut self, store: &BlockingStore) -> Result<(), DropError> {
         let Some(file) = self.open.take() else {
             return Ok(());
         };
@@ -471,7 +471,7 @@ impl TableWriter {
         f.sync_all().map_err(io_err)?;
         drop(f);
         let sha256 = hex(&hasher.finalize());
-        sink.publish_file(&file.key, &file.staged, &sha256)?;
+        store.publish_file(&file.key, &file.staged, &sha256)?;
         crate::crash::crash_point("upload");
         self.done.push(FileEntry {
             key: file.key,
@@ -486,15 +486,15 @@ impl TableWriter {
     fn finish(
         mut self,
         layout: &DropLayout,
-        sink: &dyn Sink,
+        store: &BlockingStore,
         options: &WriterOptions,
     ) -> Result<TableEntry, DropError> {
         // Every table gets a file, even an empty one, so that readers pointed at a table
         // folder always find its schema.
         if self.open.is_none() && self.done.is_empty() {
-            self.open = Some(self.open_part(layout, sink, options)?);
+            self.open = Some(self.open_part(layout, store, options)?);
         }
-        self.close_part(sink)?;
+        self.close_part(store)?;
         Ok(TableEntry {
             name: self.def.name.to_string(),
             schema_hash: format!(
@@ -533,6 +533,66 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The store as the writer uses it: from a blocking thread (parquet encoding is synchronous),
+/// waiting there for each of the store's async calls on a Tokio runtime.
+struct BlockingStore {
+    store: Arc<dyn ObjectStore>,
+    runtime: StoreRuntime,
+}
+
+/// The runtime the writer waits on: the caller's, or, for a caller outside any runtime, one
+/// of the writer's own.
+enum StoreRuntime {
+    Shared(tokio::runtime::Handle),
+    Own(tokio::runtime::Runtime),
+}
+
+impl StoreRuntime {
+    fn current_or_own() -> StoreRuntime {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => StoreRuntime::Shared(handle),
+            Err(_) => StoreRuntime::Own(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a Tokio runtime for the drop writer"),
+            ),
+        }
+    }
+
+    /// Waits for `future`. Must not be called from inside an async task (the caller's
+    /// runtime would stall): the writer runs on a blocking thread.
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match self {
+            StoreRuntime::Shared(handle) => handle.block_on(future),
+            StoreRuntime::Own(runtime) => runtime.block_on(future),
+        }
+    }
+}
+
+impl BlockingStore {
+    fn staging_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        self.store.staging_path(key)
+    }
+
+    fn publish_file(&self, key: &str, staged: &Path, sha256_hex: &str) -> Result<(), StoreError> {
+        self.runtime
+            .block_on(self.store.publish_file(key, staged, sha256_hex))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.runtime.block_on(self.store.put(key, bytes))
+    }
+
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.runtime.block_on(self.store.put_if_absent(key, bytes))
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.store.location(key)
+    }
+}
+
 /// What the manifest says about the drop's origin, known only to the caller.
 #[derive(Debug, Clone)]
 pub struct DropInfo {
@@ -551,8 +611,12 @@ pub struct CommittedDrop {
 }
 
 /// Writes one drop. Dropping it without [`DropWriter::commit`] leaves no marker.
+///
+/// Its methods block on the store's async calls, so it must run on a blocking thread (or
+/// outside any runtime), never inside an async task. Made inside a Tokio runtime, it waits on
+/// that runtime; made outside one, on a small runtime of its own.
 pub struct DropWriter {
-    sink: Arc<dyn Sink>,
+    store: BlockingStore,
     layout: DropLayout,
     options: WriterOptions,
     tables: Vec<TableWriter>,
@@ -566,13 +630,16 @@ pub struct DropWriter {
 
 impl DropWriter {
     pub fn new(
-        sink: Arc<dyn Sink>,
+        store: Arc<dyn ObjectStore>,
         layout: DropLayout,
         tables: &[&'static TableDef],
         options: WriterOptions,
     ) -> Self {
         DropWriter {
-            sink,
+            store: BlockingStore {
+                store,
+                runtime: StoreRuntime::current_or_own(),
+            },
             layout,
             options,
             tables: tables
@@ -640,7 +707,7 @@ impl DropWriter {
             .iter_mut()
             .find(|t| t.def.name == table)
             .ok_or_else(|| DropError::UnknownTable(table.to_string()))?;
-        writer.write(batch, &self.layout, self.sink.as_ref(), &self.options)?;
+        writer.write(batch, &self.layout, &self.store, &self.options)?;
         self.keep_to_budget()
     }
 
@@ -728,7 +795,7 @@ impl DropWriter {
         };
         let table = &mut self.tables[chosen];
         let before = table.buffered;
-        table.flush_row_group(self.sink.as_ref(), &self.options)?;
+        table.flush_row_group(&self.store, &self.options)?;
         // Nothing came free: do not spin.
         Ok(table.buffered < before)
     }
@@ -737,7 +804,7 @@ impl DropWriter {
     pub fn quarantine(&mut self, record: &QuarantinedRecord) -> Result<(), DropError> {
         if self.quarantine.is_none() {
             let key = self.layout.key(DropLayout::QUARANTINE_PATH);
-            let staged = self.sink.staging_path(&key)?;
+            let staged = self.store.staging_path(&key)?;
             let file = File::create(&staged).map_err(|cause| DropError::Io {
                 path: staged.display().to_string(),
                 cause,
@@ -773,13 +840,34 @@ impl DropWriter {
     /// [`DropWriter::commit`], asking `may_commit` right before the manifest and again right
     /// before the marker: a queued job's worker that has lost its lease must not publish, since
     /// another worker now owns the job.
+    ///
+    /// The commit, in the contract's order; each step starts only once the one before it is
+    /// durable, and a failure at any step leaves no marker.
     pub fn commit_fenced(
         self,
         info: DropInfo,
         may_commit: &dyn Fn() -> Result<(), String>,
     ) -> Result<CommittedDrop, DropError> {
+        let (store, layout, files) = self.make_every_file_durable()?;
+        let manifest = files.into_manifest(&layout, info);
+        let (manifest_key, manifest_bytes) =
+            publish_manifest(&store, &layout, &manifest, may_commit)?;
+        let marker_key = publish_marker(&store, &layout, &manifest, &manifest_bytes, may_commit)?;
+        Ok(CommittedDrop {
+            location: store.location(&layout.root()),
+            manifest,
+            manifest_key,
+            marker_key,
+        })
+    }
+
+    /// Closes and publishes every file still open (the last part of each table, the
+    /// quarantine file). Earlier parts were published when they filled up.
+    fn make_every_file_durable(
+        self,
+    ) -> Result<(BlockingStore, DropLayout, DurableFiles), DropError> {
         let DropWriter {
-            sink,
+            store,
             layout,
             options,
             tables,
@@ -791,49 +879,45 @@ impl DropWriter {
         } = self;
         let mut entries = Vec::with_capacity(tables.len());
         for table in tables {
-            entries.push(table.finish(&layout, sink.as_ref(), &options)?);
+            entries.push(table.finish(&layout, &store, &options)?);
         }
         let quarantine_file = match quarantine {
             None => None,
             Some((key, staged, out)) => {
-                let HashingWriter {
-                    inner,
-                    hasher,
-                    bytes,
-                } = out;
-                let io_err = |cause| DropError::Io {
-                    path: staged.display().to_string(),
-                    cause,
-                };
-                let f = inner.into_inner().map_err(|e| io_err(e.into_error()))?;
-                f.sync_all().map_err(io_err)?;
-                drop(f);
-                let sha256 = hex(&hasher.finalize());
-                sink.publish_file(&key, &staged, &sha256)?;
-                Some(FileEntry {
-                    key,
-                    path: DropLayout::QUARANTINE_PATH.to_string(),
-                    rows: quarantined,
-                    bytes,
-                    sha256,
-                })
+                Some(publish_quarantine(&store, key, &staged, out, quarantined)?)
             }
         };
-        let files: Vec<&FileEntry> = entries.iter().flat_map(|t| &t.files).collect();
+        let files = DurableFiles {
+            tables: entries,
+            quarantined,
+            quarantine_file,
+            column_mapping,
+        };
+        Ok((store, layout, files))
+    }
+}
+
+/// Every file of a drop, published and durable: what its manifest lists.
+struct DurableFiles {
+    tables: Vec<TableEntry>,
+    quarantined: u64,
+    quarantine_file: Option<FileEntry>,
+    column_mapping: Option<MappingSummary>,
+}
+
+impl DurableFiles {
+    fn into_manifest(self, layout: &DropLayout, info: DropInfo) -> Manifest {
+        let files: Vec<&FileEntry> = self.tables.iter().flat_map(|t| &t.files).collect();
         let totals = Totals {
-            tables: entries.len() as u64,
+            tables: self.tables.len() as u64,
             files: files.len() as u64,
-            rows: entries.iter().map(|t| t.rows).sum(),
+            rows: self.tables.iter().map(|t| t.rows).sum(),
             bytes: files.iter().map(|f| f.bytes).sum(),
         };
-        let file_keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
-        let created_at = layout
-            .created_at()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let manifest = Manifest {
+        Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             drop_id: layout.id().to_string(),
-            created_at: created_at.clone(),
+            created_at: created_at(layout),
             producer: Producer {
                 name: "lpdrop".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -842,38 +926,96 @@ impl DropWriter {
             source: info.source,
             schema_version: SCHEMA_VERSION,
             root: layout.root(),
-            tables: entries,
+            tables: self.tables,
             totals,
             quarantine: QuarantineEntry {
-                records: quarantined,
-                file: quarantine_file,
+                records: self.quarantined,
+                file: self.quarantine_file,
             },
-            column_mapping,
-        };
-        let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-        let manifest_key = layout.manifest_key();
-        may_commit().map_err(DropError::Fenced)?;
-        sink.put(&manifest_key, &manifest_bytes)?;
-        crate::crash::crash_point("manifest");
-        let marker = Marker {
-            format_version: MANIFEST_FORMAT_VERSION,
-            drop_id: manifest.drop_id.clone(),
-            created_at,
-            manifest_key: manifest_key.clone(),
-            manifest_sha256: hex(&Sha256::digest(&manifest_bytes)),
-            files: file_keys,
-        };
-        let marker_key = layout.marker_key();
-        let marker_bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
-        may_commit().map_err(DropError::Fenced)?;
-        if !sink.put_if_absent(&marker_key, &marker_bytes)? {
-            return Err(DropError::AlreadyCommitted(layout.root()));
+            column_mapping: self.column_mapping,
         }
-        Ok(CommittedDrop {
-            location: sink.location(&layout.root()),
-            manifest,
-            manifest_key,
-            marker_key,
-        })
     }
+}
+
+fn created_at(layout: &DropLayout) -> String {
+    layout
+        .created_at()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Closes the quarantine file, makes it durable and publishes it.
+fn publish_quarantine(
+    store: &BlockingStore,
+    key: String,
+    staged: &Path,
+    out: HashingWriter<BufWriter<File>>,
+    records: u64,
+) -> Result<FileEntry, DropError> {
+    let HashingWriter {
+        inner,
+        hasher,
+        bytes,
+    } = out;
+    let io_err = |cause| DropError::Io {
+        path: staged.display().to_string(),
+        cause,
+    };
+    let f = inner.into_inner().map_err(|e| io_err(e.into_error()))?;
+    f.sync_all().map_err(io_err)?;
+    drop(f);
+    let sha256 = hex(&hasher.finalize());
+    store.publish_file(&key, staged, &sha256)?;
+    Ok(FileEntry {
+        key,
+        path: DropLayout::QUARANTINE_PATH.to_string(),
+        rows: records,
+        bytes,
+        sha256,
+    })
+}
+
+/// Writes `manifest.json`, if the fence still allows; returns its key and bytes.
+fn publish_manifest(
+    store: &BlockingStore,
+    layout: &DropLayout,
+    manifest: &Manifest,
+    may_commit: &dyn Fn() -> Result<(), String>,
+) -> Result<(String, Vec<u8>), DropError> {
+    let bytes = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+    let key = layout.manifest_key();
+    may_commit().map_err(DropError::Fenced)?;
+    store.put(&key, &bytes)?;
+    crate::crash::crash_point("manifest");
+    Ok((key, bytes))
+}
+
+/// Creates `upload.complete`, only if absent and if the fence still allows: the moment the
+/// drop is committed. Returns its key.
+fn publish_marker(
+    store: &BlockingStore,
+    layout: &DropLayout,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    may_commit: &dyn Fn() -> Result<(), String>,
+) -> Result<String, DropError> {
+    let marker = Marker {
+        format_version: MANIFEST_FORMAT_VERSION,
+        drop_id: manifest.drop_id.clone(),
+        created_at: manifest.created_at.clone(),
+        manifest_key: layout.manifest_key(),
+        manifest_sha256: hex(&Sha256::digest(manifest_bytes)),
+        files: manifest
+            .tables
+            .iter()
+            .flat_map(|t| &t.files)
+            .map(|f| f.key.clone())
+            .collect(),
+    };
+    let key = layout.marker_key();
+    let bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
+    may_commit().map_err(DropError::Fenced)?;
+    if !store.put_if_absent(&key, &bytes)? {
+        return Err(DropError::AlreadyCommitted(layout.root()));
+    }
+    Ok(key)
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use lpdrop_drop::{
-    DropInfo, DropLayout, DropWriter, LocalSink, Manifest, Marker, Prefix, Sink, SinkError,
-    SourceInfo, WriterOptions,
+    DropInfo, DropLayout, DropWriter, Fetched, LocalStore, Manifest, Marker, ObjectInfo,
+    ObjectStore, Prefix, SourceInfo, StoreError, WriterOptions,
 };
 use lpdrop_tables::{Lineage, MessagingTables, QuarantinedRecord, all_tables};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -78,7 +78,7 @@ fn commit_writes_files_then_manifest_then_marker() {
         extracted_at_ms: 0,
     };
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout.clone(),
         all_tables(),
         WriterOptions::default(),
@@ -154,7 +154,7 @@ fn files_roll_over_past_the_size_limit() {
         ..Default::default()
     };
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout,
         all_tables(),
         options,
@@ -174,28 +174,45 @@ fn files_roll_over_past_the_size_limit() {
     assert!(conv.files[2].key.ends_with("part-00002.parquet"));
 }
 
-/// A sink that fails on the manifest: the commit must stop before the marker.
-struct FailingManifest(LocalSink);
+/// A store that fails on the manifest: the commit must stop before the marker.
+#[derive(Debug)]
+struct FailingManifest(LocalStore);
 
-impl Sink for FailingManifest {
-    fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError> {
+#[async_trait::async_trait]
+impl ObjectStore for FailingManifest {
+    fn staging_path(&self, key: &str) -> Result<PathBuf, StoreError> {
         self.0.staging_path(key)
     }
-    fn publish_file(&self, key: &str, staged: &Path, sha: &str) -> Result<(), SinkError> {
-        self.0.publish_file(key, staged, sha)
+    async fn publish_file(&self, key: &str, staged: &Path, sha: &str) -> Result<(), StoreError> {
+        self.0.publish_file(key, staged, sha).await
     }
-    fn put(&self, key: &str, _bytes: &[u8]) -> Result<(), SinkError> {
-        Err(SinkError {
+    async fn put(&self, key: &str, _bytes: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError {
             action: "writing",
             location: key.into(),
             cause: std::io::Error::other("disk full"),
         })
     }
-    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> {
-        self.0.put_if_absent(key, bytes)
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.0.put_if_absent(key, bytes).await
     }
-    fn exists(&self, key: &str) -> Result<bool, SinkError> {
-        self.0.exists(key)
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.0.exists(key).await
+    }
+    async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get_bytes(key).await
+    }
+    async fn fetch(&self, key: &str) -> Result<Option<Fetched>, StoreError> {
+        self.0.fetch(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.0.delete(keys).await
+    }
+    async fn check_access(&self, prefix: &str) -> Result<(), StoreError> {
+        self.0.check_access(prefix).await
     }
     fn location(&self, key: &str) -> String {
         self.0.location(key)
@@ -211,8 +228,13 @@ fn a_failed_manifest_leaves_no_marker() {
         drop_id: "d".into(),
         extracted_at_ms: 0,
     };
-    let sink = Arc::new(FailingManifest(LocalSink::new(dir.path())));
-    let mut writer = DropWriter::new(sink, layout.clone(), all_tables(), WriterOptions::default());
+    let store = Arc::new(FailingManifest(LocalStore::new(dir.path())));
+    let mut writer = DropWriter::new(
+        store,
+        layout.clone(),
+        all_tables(),
+        WriterOptions::default(),
+    );
     let mut tables = conversations(1);
     write_all(&mut writer, &mut tables, &lineage);
     let err = writer.commit(info()).unwrap_err();
@@ -230,7 +252,7 @@ fn an_uncommitted_writer_leaves_no_marker() {
         extracted_at_ms: 0,
     };
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout.clone(),
         all_tables(),
         WriterOptions::default(),
@@ -252,7 +274,7 @@ fn a_closed_fence_stops_the_commit_before_the_marker() {
         extracted_at_ms: 0,
     };
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout.clone(),
         all_tables(),
         WriterOptions::default(),

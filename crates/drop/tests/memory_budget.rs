@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use lpdrop_drop::{
-    DropInfo, DropLayout, DropWriter, LocalSink, Manifest, Prefix, SourceInfo, WriterOptions,
+    DropInfo, DropLayout, DropWriter, LocalStore, Manifest, Prefix, SourceInfo, WriterOptions,
 };
 use lpdrop_tables::{MESSAGING_TABLES, TableDef};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -150,7 +150,7 @@ fn open_row_groups_stay_within_the_budget_across_tables() {
         ..Default::default()
     };
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout(),
         &MESSAGING_TABLES,
         options,
@@ -178,7 +178,7 @@ fn open_row_groups_stay_within_the_budget_across_tables() {
         .map(|(name, b)| {
             let probe_dir = tempfile::tempdir().unwrap();
             let mut probe = DropWriter::new(
-                Arc::new(LocalSink::new(probe_dir.path())),
+                Arc::new(LocalStore::new(probe_dir.path())),
                 layout(),
                 &MESSAGING_TABLES,
                 WriterOptions {
@@ -232,7 +232,7 @@ fn a_small_table_is_not_cut_while_a_big_one_holds_the_budget() {
         ..Default::default()
     };
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout(),
         &MESSAGING_TABLES,
         options,
@@ -274,7 +274,7 @@ fn spilled_pages_keep_row_groups_large_and_memory_small() {
     };
     assert!(options.spill_pages, "spilling is the default");
     let mut writer = DropWriter::new(
-        Arc::new(LocalSink::new(dir.path())),
+        Arc::new(LocalStore::new(dir.path())),
         layout(),
         &MESSAGING_TABLES,
         options,
@@ -342,7 +342,7 @@ fn a_heap_limit_below_the_heap_writes_row_groups_out_early_and_loses_nothing() {
             ..Default::default()
         };
         let mut writer = DropWriter::new(
-            Arc::new(LocalSink::new(dir.path())),
+            Arc::new(LocalStore::new(dir.path())),
             layout(),
             &MESSAGING_TABLES,
             options,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lpdrop_drop::{CommittedDrop, DropInfo, DropLayout, DropWriter, JobRef, Prefix, Sink};
+use lpdrop_drop::{CommittedDrop, DropInfo, DropLayout, DropWriter, JobRef, ObjectStore, Prefix};
 use lpdrop_tables::{ColumnMapping, Lineage, Source, tables_of};
 use tracing::Instrument;
 
@@ -71,7 +71,7 @@ pub struct DropReport {
     pub elapsed: Duration,
 }
 
-/// Feeds every record of `source` into a new drop on `sink` and commits it: every file
+/// Feeds every record of `source` into a new drop on `store` and commits it: every file
 /// durable, then `manifest.json`, then `upload.complete` (create-only), the last two only
 /// while `fence` allows. A source error leaves the drop uncommitted: no marker, so readers
 /// never trust its files. Runs inside a span naming the source and window, so every log line
@@ -79,13 +79,13 @@ pub struct DropReport {
 pub async fn run_drop<S: RecordSource>(
     source: S,
     plan: DropPlan,
-    sink: Arc<dyn Sink>,
+    store: Arc<dyn ObjectStore>,
     fence: Option<CommitFence>,
     progress: Arc<dyn Progress>,
 ) -> Result<DropReport> {
     let span =
         tracing::info_span!("sync", source = api_name(source.tables()), window = %source.label());
-    run_in_span(source, plan, sink, fence, progress)
+    run_in_span(source, plan, store, fence, progress)
         .instrument(span)
         .await
 }
@@ -93,7 +93,7 @@ pub async fn run_drop<S: RecordSource>(
 async fn run_in_span<S: RecordSource>(
     source: S,
     plan: DropPlan,
-    sink: Arc<dyn Sink>,
+    store: Arc<dyn ObjectStore>,
     fence: Option<CommitFence>,
     progress: Arc<dyn Progress>,
 ) -> Result<DropReport> {
@@ -105,7 +105,7 @@ async fn run_in_span<S: RecordSource>(
         drop_id: layout.id().to_string(),
         extracted_at_ms: layout.created_at().timestamp_millis(),
     };
-    let writer = DropWriter::new(sink, layout, tables_of(tables), plan.output.writer.clone());
+    let writer = DropWriter::new(store, layout, tables_of(tables), plan.output.writer.clone());
     let builder = if source.dedup_across_input() {
         DropBuilder::for_saved_pages(writer, lineage, tables)
     } else {
@@ -117,7 +117,7 @@ async fn run_in_span<S: RecordSource>(
         job: plan.job,
         source,
     };
-    // The commit uploads through the sink, which blocks: keep it off the async workers.
+    // The commit waits for the store on its thread: keep it off the async workers.
     let committing = Instant::now();
     let built = tokio::task::spawn_blocking(move || {
         let may_commit = || fence.as_ref().map_or(Ok(()), |f| f());

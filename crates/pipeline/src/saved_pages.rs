@@ -402,8 +402,8 @@ mod tests {
             job: None,
             output: crate::OutputSettings::default(),
         };
-        let sink = Arc::new(lpdrop_drop::LocalSink::new(out));
-        crate::run_drop(source, plan, sink, None, Arc::new(crate::NoProgress))
+        let store = Arc::new(lpdrop_drop::LocalStore::new(out));
+        crate::run_drop(source, plan, store, None, Arc::new(crate::NoProgress))
             .await
             .unwrap()
     }

@@ -106,7 +106,9 @@ impl fmt::Display for Fault {
 }
 
 /// Requests of `kind` (and, optionally, whose path contains `key_contains`) fail with
-/// `probability`, with one of `faults` chosen evenly. The first matching rule decides.
+/// `probability`, with one of `faults` chosen evenly. The first matching rule that still has
+/// faults to give ([`Rule::at_most`]) decides, so rules can be chained: the first attempt fails
+/// one way, the following ones another.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub kind: RequestKind,
@@ -368,13 +370,23 @@ impl Shared {
         let seq = state.stats.requests;
         state.stats.requests += 1;
         *state.stats.requests_by_kind.entry(kind).or_default() += 1;
-        let Some(r) = self.rules.iter().position(|rule| rule.matches(kind, path)) else {
-            return (seq, None);
-        };
         if state.matched.len() < self.rules.len() {
             state.matched.resize(self.rules.len(), 0);
             state.injected.resize(self.rules.len(), 0);
         }
+        let spent = |r: usize| {
+            self.rules[r]
+                .max_faults
+                .is_some_and(|max| state.injected[r] >= max)
+        };
+        let matching = |r: &usize| self.rules[*r].matches(kind, path);
+        let Some(r) = (0..self.rules.len())
+            .filter(matching)
+            .find(|&r| !spent(r))
+            .or_else(|| (0..self.rules.len()).find(matching))
+        else {
+            return (seq, None);
+        };
         let n = state.matched[r];
         state.matched[r] += 1;
         let rule = &self.rules[r];

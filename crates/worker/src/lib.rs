@@ -26,7 +26,7 @@ use lpdrop_liveperson::{ClientConfig, RequestBudget};
 use lpdrop_metrics::HealthState;
 use tokio::sync::watch;
 
-use lpdrop_drop::S3Settings;
+use lpdrop_drop::StoreSettings;
 use lpdrop_pipeline::OutputSettings;
 
 mod job;
@@ -54,7 +54,8 @@ pub struct WorkerSettings {
     pub metrics_addr: Option<SocketAddr>,
     /// The LivePerson client settings of every job; each job sets its own account.
     pub client: ClientConfig,
-    pub s3: S3Settings,
+    /// Settings of the job's store (S3's, and how hard to retry a request).
+    pub store: StoreSettings,
     pub output: OutputSettings,
 }
 
@@ -77,7 +78,7 @@ struct Settings {
     poll: Duration,
     once: bool,
     client: ClientConfig,
-    s3: S3Settings,
+    store: StoreSettings,
     output: OutputSettings,
     budgets: AccountBudgets,
 }
@@ -200,7 +201,7 @@ pub async fn run(queue_url: &str, args: WorkerSettings) -> Result<WorkerReport> 
         poll: args.poll,
         once: args.once,
         client: args.client.clone(),
-        s3: args.s3.clone(),
+        store: args.store.clone(),
         output: args.output.clone(),
         budgets: Default::default(),
     });

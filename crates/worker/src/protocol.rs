@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use lpdrop_drop::{Destination, JobRef, Manifest, open_sink, open_store};
+use lpdrop_drop::{Destination, JobRef, Manifest, open_to_write};
 use lpdrop_jobs::{Counts, DropRecord, Lease, Queue};
 use lpdrop_liveperson::{Client, SearchFilters, Window};
 use lpdrop_pipeline::{
@@ -58,12 +58,7 @@ pub(crate) async fn execute(
     let record = queue.record_drop(lease, &record).await?;
     let planned = planned_from(&record)?;
 
-    if let Destination::Local(dir) = &dest {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))
-            .map_err(JobError::Retryable)?;
-    }
-    let (store, _) = open_store(&job.spec.dest, &settings.s3)
+    let (store, _) = open_to_write(&dest, &settings.store)
         .await
         .map_err(JobError::Retryable)?;
     let marker_key = format!("{}/{}", record.root, lpdrop_drop::MARKER_NAME);
@@ -219,7 +214,7 @@ async fn run_job_drop(
     let client = Client::connect(settings.client_config(&job.spec.account_id))
         .await
         .context("cannot reach the LivePerson Domain API")?;
-    let sink = open_sink(dest, &settings.s3).await?;
+    let (store, _) = open_to_write(dest, &settings.store).await?;
     let plan = DropPlan {
         drop: planned,
         prefix: dest.prefix(),
@@ -242,7 +237,7 @@ async fn run_job_drop(
                 ids,
                 window,
             };
-            run_drop(source, plan, sink, fence, progress).await
+            run_drop(source, plan, store, fence, progress).await
         }
         (Some(_), other) => anyhow::bail!(
             "only messaging conversations can be re-read by id, not {}",
@@ -254,11 +249,11 @@ async fn run_job_drop(
                 window,
                 filters,
             };
-            run_drop(source, plan, sink, fence, progress).await
+            run_drop(source, plan, store, fence, progress).await
         }
         (None, Source::Messaging | Source::Chat) => {
             let source = Search::new(client, tables, window, filters);
-            run_drop(source, plan, sink, fence, progress).await
+            run_drop(source, plan, store, fence, progress).await
         }
     }
 }

@@ -1,12 +1,12 @@
-//! The S3 sink, verify and gc against a real moto server through the real aws-sdk-s3 client.
+//! The S3 store, verify and gc against a real moto server through the real aws-sdk-s3 client.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lpdrop_drop::gc::gc;
 use lpdrop_drop::{
-    DropInfo, DropLayout, DropWriter, Prefix, S3Sink, S3Store, S3WriteOptions, Sink, SinkError,
-    SourceInfo, Store, WriterOptions, verify,
+    DropInfo, DropLayout, DropWriter, Fetched, ObjectInfo, ObjectStore, Prefix, RetryBudget,
+    S3Store, S3WriteOptions, SourceInfo, StoreError, WriterOptions, verify,
 };
 use lpdrop_tables::{Lineage, MESSAGING_TABLES, MessagingTables};
 use lpdrop_testkit::Moto;
@@ -30,17 +30,18 @@ fn info() -> DropInfo {
     }
 }
 
-fn store(moto: &Moto) -> S3Store {
-    S3Store {
-        client: moto.s3(),
-        bucket: BUCKET.into(),
-    }
+fn store_with(moto: &Moto, options: S3WriteOptions) -> S3Store {
+    S3Store::new(&moto.s3(), BUCKET, options, RetryBudget::default())
 }
 
-/// Writes 50 small conversations through `sink` and commits (on a blocking thread, as the
-/// binary does, because the S3 sink blocks on the async client).
+fn store(moto: &Moto) -> S3Store {
+    store_with(moto, S3WriteOptions::default())
+}
+
+/// Writes 50 small conversations to `store` and commits (on a blocking thread, as the binary
+/// does, because the writer blocks on the store's async calls).
 async fn write_drop(
-    sink: Arc<dyn Sink>,
+    store: Arc<dyn ObjectStore>,
 ) -> (
     DropLayout,
     Result<lpdrop_drop::CommittedDrop, lpdrop_drop::DropError>,
@@ -53,7 +54,7 @@ async fn write_drop(
     let l = layout.clone();
     let result = tokio::task::spawn_blocking(move || {
         let lineage = Lineage { account_id: "12345678".into(), drop_id: l.id().to_string(), extracted_at_ms: 0 };
-        let mut writer = DropWriter::new(sink, l, &MESSAGING_TABLES, WriterOptions::default());
+        let mut writer = DropWriter::new(store, l, &MESSAGING_TABLES, WriterOptions::default());
         let mut tables = MessagingTables::new();
         for i in 0..50 {
             let record = serde_json::json!({
@@ -83,17 +84,15 @@ async fn a_drop_committed_to_s3_verifies() {
         multipart_threshold: 0,
         ..Default::default()
     };
-    let sink =
-        Arc::new(S3Sink::new(store(&moto), options, tokio::runtime::Handle::current()).unwrap());
-    let (layout, committed) = write_drop(sink).await;
+    let (layout, committed) = write_drop(Arc::new(store_with(&moto, options))).await;
     let committed = committed.unwrap();
     assert_eq!(
         committed.location,
         format!("s3://{BUCKET}/{}", layout.root())
     );
 
-    let s3 = Store::S3(store(&moto));
-    let report = verify(&s3, &layout.root(), true).await.unwrap();
+    let s3 = store(&moto);
+    let report = verify(&s3, &layout.root()).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.rows, committed.manifest.totals.rows);
     assert_eq!(report.files_checked, MESSAGING_TABLES.len() as u64);
@@ -107,7 +106,7 @@ async fn a_drop_committed_to_s3_verifies() {
         .send()
         .await
         .unwrap();
-    let report = verify(&s3, &layout.root(), true).await.unwrap();
+    let report = verify(&s3, &layout.root()).await.unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].contains("not in the manifest"));
 }
@@ -117,25 +116,40 @@ async fn the_marker_is_created_only_once() {
     let moto = Moto::start();
     moto.create_bucket(BUCKET).await;
     let s = store(&moto);
-    let options = S3WriteOptions::default();
     assert!(
-        s.put_bytes("a/upload.complete", b"first".to_vec(), &options, true)
+        s.put_if_absent("a/upload.complete", b"first")
             .await
             .unwrap()
     );
     assert!(
-        !s.put_bytes("a/upload.complete", b"second".to_vec(), &options, true)
+        s.put_if_absent("a/upload.complete", b"first")
+            .await
+            .unwrap(),
+        "the same bytes again are our own earlier write (its answer may have been lost)"
+    );
+    assert!(
+        !s.put_if_absent("a/upload.complete", b"second")
             .await
             .unwrap()
     );
-    assert_eq!(s.get_bytes("a/upload.complete").await.unwrap(), b"first");
+    assert_eq!(
+        s.get_bytes("a/upload.complete").await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn large_files_go_up_in_parts_and_come_back_identical() {
     let moto = Moto::start();
     moto.create_bucket(BUCKET).await;
-    let s = store(&moto);
+    let s = store_with(
+        &moto,
+        S3WriteOptions {
+            multipart_threshold: 1 << 20,
+            part_size: 5 << 20,
+            ..Default::default()
+        },
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.bin");
     // 11 MiB of varied bytes: three 5 MiB parts (S3's minimum part size).
@@ -147,12 +161,7 @@ async fn large_files_go_up_in_parts_and_come_back_identical() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let options = S3WriteOptions {
-        multipart_threshold: 1 << 20,
-        part_size: 5 << 20,
-        ..Default::default()
-    };
-    s.put_file("big/part-00000.parquet", &path, &sha, &options)
+    s.put_file("big/part-00000.parquet", &path, &sha)
         .await
         .unwrap();
     let head = moto
@@ -170,7 +179,7 @@ async fn large_files_go_up_in_parts_and_come_back_identical() {
         head.e_tag()
     );
     let back = s.get_bytes("big/part-00000.parquet").await.unwrap();
-    assert!(back == data, "the object differs from the file");
+    assert!(back == Some(data), "the object differs from the file");
     assert!(
         s.pending_uploads("big/").await.unwrap().is_empty(),
         "no upload left open"
@@ -178,33 +187,50 @@ async fn large_files_go_up_in_parts_and_come_back_identical() {
 }
 
 /// Fails the upload of one table's file, as a network fault would after retries.
+#[derive(Debug)]
 struct FailOneFile {
-    inner: S3Sink,
+    inner: S3Store,
     table: &'static str,
 }
 
-impl Sink for FailOneFile {
-    fn staging_path(&self, key: &str) -> Result<PathBuf, SinkError> {
+#[async_trait::async_trait]
+impl ObjectStore for FailOneFile {
+    fn staging_path(&self, key: &str) -> Result<PathBuf, StoreError> {
         self.inner.staging_path(key)
     }
-    fn publish_file(&self, key: &str, staged: &Path, sha: &str) -> Result<(), SinkError> {
+    async fn publish_file(&self, key: &str, staged: &Path, sha: &str) -> Result<(), StoreError> {
         if key.contains(&format!("/parquet/{}/", self.table)) {
-            return Err(SinkError {
+            return Err(StoreError {
                 action: "uploading",
                 location: key.into(),
                 cause: std::io::Error::other("injected: connection reset"),
             });
         }
-        self.inner.publish_file(key, staged, sha)
+        self.inner.publish_file(key, staged, sha).await
     }
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
-        self.inner.put(key, bytes)
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put(key, bytes).await
     }
-    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, SinkError> {
-        self.inner.put_if_absent(key, bytes)
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.inner.put_if_absent(key, bytes).await
     }
-    fn exists(&self, key: &str) -> Result<bool, SinkError> {
-        self.inner.exists(key)
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_bytes(key).await
+    }
+    async fn fetch(&self, key: &str) -> Result<Option<Fetched>, StoreError> {
+        self.inner.fetch(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.inner.delete(keys).await
+    }
+    async fn check_access(&self, prefix: &str) -> Result<(), StoreError> {
+        self.inner.check_access(prefix).await
     }
     fn location(&self, key: &str) -> String {
         self.inner.location(key)
@@ -215,14 +241,11 @@ impl Sink for FailOneFile {
 async fn a_failed_upload_leaves_no_marker_and_gc_removes_the_partial_drop() {
     let moto = Moto::start();
     moto.create_bucket(BUCKET).await;
-    let handle = tokio::runtime::Handle::current();
     // One good drop, then one whose `transfers` file fails to upload.
-    let good =
-        Arc::new(S3Sink::new(store(&moto), S3WriteOptions::default(), handle.clone()).unwrap());
-    let (good_layout, committed) = write_drop(good).await;
+    let (good_layout, committed) = write_drop(Arc::new(store(&moto))).await;
     committed.unwrap();
     let failing = Arc::new(FailOneFile {
-        inner: S3Sink::new(store(&moto), S3WriteOptions::default(), handle).unwrap(),
+        inner: store(&moto),
         table: "transfers",
     });
     let (bad_layout, result) = write_drop(failing).await;
@@ -232,7 +255,7 @@ async fn a_failed_upload_leaves_no_marker_and_gc_removes_the_partial_drop() {
         "{err}"
     );
 
-    let s3 = Store::S3(store(&moto));
+    let s3 = store(&moto);
     let partial = s3.list(&bad_layout.root()).await.unwrap();
     assert!(
         !partial.is_empty(),
@@ -243,7 +266,7 @@ async fn a_failed_upload_leaves_no_marker_and_gc_removes_the_partial_drop() {
             .iter()
             .all(|o| !o.key.ends_with("upload.complete") && !o.key.ends_with("manifest.json"))
     );
-    assert!(!verify(&s3, &bad_layout.root(), true).await.unwrap().ok());
+    assert!(!verify(&s3, &bad_layout.root()).await.unwrap().ok());
 
     // Within the grace period nothing is touched; a dry run removes nothing.
     let now = chrono::Utc::now();
@@ -295,7 +318,7 @@ async fn a_failed_upload_leaves_no_marker_and_gc_removes_the_partial_drop() {
     );
     assert!(s3.list(&bad_layout.root()).await.unwrap().is_empty());
     assert!(
-        verify(&s3, &good_layout.root(), true).await.unwrap().ok(),
+        verify(&s3, &good_layout.root()).await.unwrap().ok(),
         "the committed drop is kept"
     );
 }
@@ -312,7 +335,7 @@ async fn gc_aborts_stale_multipart_uploads() {
         .send()
         .await
         .unwrap();
-    let s3 = Store::S3(store(&moto));
+    let s3 = store(&moto);
     let later = chrono::Utc::now() + chrono::Duration::hours(2);
     let report = gc(
         &s3,
