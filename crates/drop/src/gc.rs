@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::layout::MARKER_NAME;
+use crate::layout::{MARKER_NAME, drop_root_of};
 use crate::store::{ObjectStore, PendingUpload, StoreError};
 
 /// What `gc` removed (or, with a dry run, would remove).
@@ -20,37 +20,6 @@ pub struct GcReport {
     /// Uncommitted drops younger than the grace period (maybe still being written).
     pub recent_uncommitted: usize,
     pub aborted_uploads: Vec<PendingUpload>,
-}
-
-/// The drop root a key belongs to and its creation time, if the key lies inside a drop
-/// (`…/YYYY/MM/DD/HH/YYYY-MM-DD-HH-mm-ss-<uuid>/…`).
-pub fn drop_root_of(key: &str) -> Option<(String, DateTime<Utc>)> {
-    let segments: Vec<&str> = key.split('/').collect();
-    for i in 4..segments.len().saturating_sub(1) {
-        let name = segments[i];
-        let (date, hour) = (&segments[i - 4..i], segments[i]);
-        let widths_ok = [(date[0], 4), (date[1], 2), (date[2], 2), (date[3], 2)]
-            .iter()
-            .all(|(s, w)| s.len() == *w && s.bytes().all(|b| b.is_ascii_digit()));
-        if !widths_ok || name.len() != 19 + 1 + 36 {
-            continue;
-        }
-        let (stamp, rest) = hour.split_at(19);
-        let Some(uuid) = rest.strip_prefix('-') else {
-            continue;
-        };
-        if uuid::Uuid::parse_str(uuid).is_err() {
-            continue;
-        }
-        let Ok(t) = NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H-%M-%S") else {
-            continue;
-        };
-        if stamp[..13] != format!("{}-{}-{}-{}", date[0], date[1], date[2], date[3]) {
-            continue;
-        }
-        return Some((segments[..=i].join("/"), t.and_utc()));
-    }
-    None
 }
 
 /// Removes uncommitted drops and multipart uploads under `prefix` older than `now - grace`.
@@ -100,32 +69,4 @@ pub async fn gc(
         }
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_drop_roots_in_keys() {
-        let key = "folder/2026/11/21/09/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001/parquet/t/part-00000.parquet";
-        let (root, t) = drop_root_of(key).unwrap();
-        assert_eq!(
-            root,
-            "folder/2026/11/21/09/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001"
-        );
-        assert_eq!(t.to_rfc3339(), "2026-11-21T09:30:05+00:00");
-        assert!(drop_root_of("2026/11/21/09/not-a-drop/manifest.json").is_none());
-        assert!(
-            drop_root_of("2026/11/21/09/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001")
-                .is_none()
-        );
-        // The hour folder and the stamp must agree.
-        assert!(
-            drop_root_of(
-                "2026/11/21/08/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001/x"
-            )
-            .is_none()
-        );
-    }
 }

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use uuid::Uuid;
 
 pub const MANIFEST_NAME: &str = "manifest.json";
@@ -149,6 +149,37 @@ impl DropLayout {
     pub const QUARANTINE_PATH: &'static str = "quarantine/records.jsonl";
 }
 
+/// The drop root a key belongs to and its creation time, if the key lies inside a drop
+/// (`…/YYYY/MM/DD/HH/YYYY-MM-DD-HH-mm-ss-<uuid>/…`).
+pub fn drop_root_of(key: &str) -> Option<(String, DateTime<Utc>)> {
+    let segments: Vec<&str> = key.split('/').collect();
+    for i in 4..segments.len().saturating_sub(1) {
+        let name = segments[i];
+        let (date, hour) = (&segments[i - 4..i], segments[i]);
+        let widths_ok = [(date[0], 4), (date[1], 2), (date[2], 2), (date[3], 2)]
+            .iter()
+            .all(|(s, w)| s.len() == *w && s.bytes().all(|b| b.is_ascii_digit()));
+        if !widths_ok || name.len() != 19 + 1 + 36 {
+            continue;
+        }
+        let (stamp, rest) = hour.split_at(19);
+        let Some(uuid) = rest.strip_prefix('-') else {
+            continue;
+        };
+        if uuid::Uuid::parse_str(uuid).is_err() {
+            continue;
+        }
+        let Ok(t) = NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H-%M-%S") else {
+            continue;
+        };
+        if stamp[..13] != format!("{}-{}-{}-{}", date[0], date[1], date[2], date[3]) {
+            continue;
+        }
+        return Some((segments[..=i].join("/"), t.and_utc()));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +218,44 @@ mod tests {
             DropLayout::table_file_path("t", 12).unwrap(),
             "parquet/t/part-00012.parquet"
         );
+    }
+
+    #[test]
+    fn finds_drop_roots_in_keys() {
+        let key = "folder/2026/11/21/09/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001/parquet/t/part-00000.parquet";
+        let (root, t) = drop_root_of(key).unwrap();
+        assert_eq!(
+            root,
+            "folder/2026/11/21/09/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001"
+        );
+        assert_eq!(t.to_rfc3339(), "2026-11-21T09:30:05+00:00");
+        assert!(drop_root_of("2026/11/21/09/not-a-drop/manifest.json").is_none());
+        assert!(
+            drop_root_of("2026/11/21/09/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001")
+                .is_none()
+        );
+        // The hour folder and the stamp must agree.
+        assert!(
+            drop_root_of(
+                "2026/11/21/08/2026-11-21-09-30-05-0b6f3c1e-aaaa-4bbb-8ccc-000000000001/x"
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn keys_the_layout_formats_parse_back() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-21T09:30:05.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = Uuid::parse_str("0b6f3c1e-aaaa-4bbb-8ccc-000000000001").unwrap();
+        for prefix in ["", "folder", "a/b-c_d"] {
+            let layout = DropLayout::new(Prefix::parse(prefix).unwrap(), t, id);
+            let (root, created) = drop_root_of(&layout.manifest_key()).unwrap();
+            assert_eq!(root, layout.root(), "{prefix:?}");
+            assert_eq!(created.timestamp(), t.timestamp());
+            let file = DropLayout::table_file_path("messages", 3).unwrap();
+            assert_eq!(drop_root_of(&layout.key(&file)).unwrap().0, layout.root());
+        }
     }
 }

@@ -27,7 +27,7 @@ pub mod verify;
 pub mod writer;
 
 pub use dest::{Destination, S3Settings, StoreSettings, open, open_to_write};
-pub use layout::{DropLayout, LayoutError, MANIFEST_NAME, MARKER_NAME, Prefix};
+pub use layout::{DropLayout, LayoutError, MANIFEST_NAME, MARKER_NAME, Prefix, drop_root_of};
 pub use local::LocalStore;
 pub use manifest::{FileEntry, JobRef, Manifest, Marker, SourceInfo, TableEntry};
 pub use retry::RetryBudget;

@@ -4,8 +4,8 @@
 //! ```text
 //!  RecordSource ──pages/records──► DropBuilder ──batches──► DropWriter ──► commit
 //!  (sources.rs,                    (builder.rs: decode,      (lpdrop-drop:   (files durable →
-//!   saved_pages.rs)                 window, dedup, tables,    parquet, sink)  manifest → marker)
-//!                                   batching, writer thread)
+//!   saved_pages.rs)                 window, dedup, tables,    parquet, the    manifest → marker)
+//!                                   batching, writer thread)  object store)
 //! ```
 //!
 //! [`run_drop`] ties them together: it opens the writer on a store for a planned drop, lets the
