@@ -1851,6 +1851,12 @@ mod tests {
             body: String::new(),
         };
         let documented = [5.0, 10.0, 15.0, 60.0, 60.0];
+        // The module documentation states this schedule in words: keep the two in step.
+        let words = "tried\n//! after 5, 10, 15, 60 and 60 s";
+        assert!(
+            include_str!("client.rs").contains(words),
+            "the module docs must give the default schedule as {documented:?}"
+        );
         for (attempt, want) in (1..p.max_attempts).zip(documented) {
             let got = p.delay(attempt, &server, None).as_secs_f64();
             let most = if want >= 60.0 { want } else { want * 1.25 };
