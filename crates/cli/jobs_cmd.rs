@@ -98,18 +98,6 @@ pub struct AddArgs {
     max_attempts: u32,
 }
 
-/// `DEST` as stored in a job: validated, and a local folder made absolute, so that workers
-/// started elsewhere write to the same place.
-pub fn normalize_dest(out: &str) -> Result<String> {
-    match Destination::parse(out)? {
-        Destination::S3(_) => Ok(out.to_string()),
-        Destination::Local(path) => Ok(std::path::absolute(&path)
-            .with_context(|| format!("cannot resolve {}", path.display()))?
-            .display()
-            .to_string()),
-    }
-}
-
 /// A duration flag that must be longer than zero, in milliseconds.
 pub fn parse_duration_ms(s: &str, what: &str) -> Result<i64> {
     let d = lpdrop_settings::parse_duration(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
@@ -176,7 +164,7 @@ pub async fn run(queue_url: &str, command: JobsCommand) -> Result<()> {
             out,
             max_attempts,
         } => {
-            let dest = normalize_dest(&out)?;
+            let dest = Destination::for_job(&out)?;
             let target = lpdrop_jobs::schedule::RefetchTarget {
                 account_id: &account_id,
                 source: Source::Messaging,
@@ -206,7 +194,7 @@ async fn add(queue: &Queue, args: AddArgs) -> Result<()> {
         .as_deref()
         .map(|s| parse_duration_ms(s, "--split"))
         .transpose()?;
-    let dest = normalize_dest(&args.out)?;
+    let dest = Destination::for_job(&args.out)?;
     let source = args.source;
     let windows = split(window.from_ms(), window.to_ms(), step);
     let specs: Vec<JobSpec> = windows

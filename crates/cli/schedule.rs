@@ -9,7 +9,9 @@ use lpdrop_jobs::schedule::{
 use lpdrop_jobs::{Queue, Source, fmt_ms};
 use lpdrop_liveperson::window::parse_time;
 
-use crate::jobs_cmd::{normalize_dest, parse_duration_ms};
+use lpdrop_drop::Destination;
+
+use crate::jobs_cmd::parse_duration_ms;
 use crate::out::outln;
 
 #[derive(clap::Args)]
@@ -71,7 +73,7 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
         Some(t) => parse_time(t)?,
         None => chrono::Utc::now().timestamp_millis(),
     };
-    let dest = normalize_dest(&args.out)?;
+    let dest = Destination::for_job(&args.out)?;
     let source = args.source;
     let queue = Queue::open(queue_url).await.with_context(|| {
         format!(

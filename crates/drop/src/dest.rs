@@ -32,6 +32,18 @@ impl Destination {
         Ok(Destination::Local(PathBuf::from(dest)))
     }
 
+    /// `dest` as a queued job stores it: validated, and a local folder made absolute, so that
+    /// workers started elsewhere write to the same place.
+    pub fn for_job(dest: &str) -> Result<String> {
+        match Destination::parse(dest)? {
+            Destination::Local(path) => Ok(std::path::absolute(&path)
+                .with_context(|| format!("cannot resolve {}", path.display()))?
+                .display()
+                .to_string()),
+            _ => Ok(dest.to_string()),
+        }
+    }
+
     /// The key prefix drops are published under (the folder inside the bucket).
     pub fn prefix(&self) -> Prefix {
         match self {
