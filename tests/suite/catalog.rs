@@ -329,3 +329,131 @@ fn glue_database_needs_an_s3_destination() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--glue-database needs an s3:// destination"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn glue_5xx_and_throttling_are_retried_and_register_everything_once() {
+    use lpdrop_testkit::fault_proxy::{Fault, FaultProxy, RequestKind, Rule};
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(
+        &moto.url,
+        7,
+        vec![Rule::new(RequestKind::Glue, 1.0, &[Fault::InternalError, Fault::SlowDown]).at_most(3)],
+    );
+    let mut cmd = lpdrop(&moto);
+    cmd.env("AWS_ENDPOINT_URL_GLUE", proxy.url()).args([
+        "demo",
+        "--per-day",
+        "60",
+        "--out",
+        &format!("s3://{BUCKET}/flaky"),
+        "--glue-database",
+        "lpdrop_flaky",
+    ]);
+    let out = run(&mut cmd);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("registered in Glue database lpdrop_flaky"));
+    assert_eq!(proxy.stats().faults_of(RequestKind::Glue), 3, "the faults happened");
+    assert_registered(&moto, "lpdrop_flaky", "flaky/", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_denied_leaves_drops_committed_with_registration_pending_until_catalog_sync() {
+    use lpdrop_testkit::fault_proxy::{Fault, FaultProxy, RequestKind, Rule};
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET).await;
+    let denied = FaultProxy::start(
+        &moto.url,
+        1,
+        vec![Rule::new(RequestKind::Glue, 1.0, &[Fault::AccessDenied])],
+    );
+
+    // One-shot: the drop is committed, the command succeeds and says what to run.
+    let mut cmd = lpdrop(&moto);
+    cmd.env("AWS_ENDPOINT_URL_GLUE", denied.url()).args([
+        "demo",
+        "--per-day",
+        "60",
+        "--out",
+        &format!("s3://{BUCKET}/denied"),
+        "--glue-database",
+        "lpdrop_denied",
+    ]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "a refused registration never fails the drop");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("registration pending (the drop is committed)"), "{stdout}");
+    assert!(stdout.contains("access denied"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "complete it with: lpdrop catalog sync s3://{BUCKET}/denied --glue-database lpdrop_denied"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        denied.stats().faults_of(RequestKind::Glue),
+        1,
+        "access denied is not retried"
+    );
+    assert_eq!(manifests(&moto, "denied/").await.len(), 1);
+
+    // Worker: the job ends uploaded, with its registration pending, shown by jobs show/list.
+    let emulator = crate::RunningEmulator::start(40);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue.db");
+    let queue = queue.to_str().unwrap();
+    let with_moto = |cmd: &mut Command| {
+        for (k, v) in moto.env() {
+            cmd.env(k, v);
+        }
+    };
+    let mut add = crate::with_queue(queue, emulator.url());
+    with_moto(&mut add);
+    add.args([
+        "jobs",
+        "add",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        &format!("s3://{BUCKET}/denied"),
+    ]);
+    assert!(run(&mut add).status.success());
+    let mut worker = crate::with_queue(queue, emulator.url());
+    with_moto(&mut worker);
+    worker
+        .env("AWS_ENDPOINT_URL_GLUE", denied.url())
+        .env("LPDROP_GLUE_DATABASE", "lpdrop_denied")
+        .args(["worker", "--once"]);
+    assert!(run(&mut worker).status.success());
+    let jobs_json = || {
+        let out = run(crate::with_queue(queue, emulator.url()).args(["jobs", "list", "--json"]));
+        let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        jobs.as_array().unwrap()[0].clone()
+    };
+    let job = jobs_json();
+    assert_eq!(job["state"], "uploaded");
+    let pending = job["catalog_pending"].as_str().unwrap_or_default();
+    assert!(pending.contains("access denied"), "{job}");
+    let show = run(crate::with_queue(queue, emulator.url()).args(["jobs", "show", "1"]));
+    assert!(String::from_utf8_lossy(&show.stdout).contains("registration pending"));
+    assert_eq!(manifests(&moto, "denied/").await.len(), 2);
+
+    // With the permission back, catalog sync registers both and completes the job's mark.
+    let mut sync = lpdrop(&moto);
+    sync.env("LPDROP_QUEUE", queue).args([
+        "catalog",
+        "sync",
+        &format!("s3://{BUCKET}/denied"),
+        "--glue-database",
+        "lpdrop_denied",
+    ]);
+    let out = run(&mut sync);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 drops registered in Glue database lpdrop_denied"), "{stdout}");
+    assert!(stdout.contains("1 jobs' pending catalog registrations completed"), "{stdout}");
+    assert!(jobs_json()["catalog_pending"].is_null());
+    assert_registered(&moto, "lpdrop_denied", "denied/", 2).await;
+}
