@@ -17,7 +17,11 @@ pub struct GlueArgs {
     /// Athena can query it at once: its tables, from the definitions `lpdrop schema --format
     /// athena` prints, and one partition per table. Same credentials and role as S3. A failed
     /// registration never fails the drop: `lpdrop catalog sync` completes it.
-    #[arg(long = "glue-database", env = "LPDROP_GLUE_DATABASE", value_name = "NAME")]
+    #[arg(
+        long = "glue-database",
+        env = "LPDROP_GLUE_DATABASE",
+        value_name = "NAME"
+    )]
     pub glue_database: Option<String>,
 }
 
@@ -196,12 +200,19 @@ pub async fn run(
         dry_run,
     )
     .await?;
-    let verb = if dry_run { "would register" } else { "registered" };
+    let verb = if dry_run {
+        "would register"
+    } else {
+        "registered"
+    };
     for root in &report.registered {
         outln!("{verb} {}", store.location(root));
     }
     for root in &report.uncommitted {
-        outln!("skipped uncommitted drop {} (no upload.complete)", store.location(root));
+        outln!(
+            "skipped uncommitted drop {} (no upload.complete)",
+            store.location(root)
+        );
     }
     for (root, e) in &report.failed {
         outln!("failed {}: {e}", store.location(root));
@@ -227,7 +238,10 @@ pub async fn run(
         }
     }
     if let Some((_, e)) = report.failed.first() {
-        bail!("{} drop(s) could not be registered: {e}", report.failed.len());
+        bail!(
+            "{} drop(s) could not be registered: {e}",
+            report.failed.len()
+        );
     }
     Ok(())
 }

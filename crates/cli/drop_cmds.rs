@@ -26,15 +26,22 @@ pub struct Published {
     pub catalog: Option<CatalogOutcome>,
 }
 
+/// Where a drop goes: the destination, its store settings, and the catalog to register it in.
+#[derive(Clone, Copy)]
+pub struct PublishTo<'a> {
+    pub dest: &'a Destination,
+    pub s3: &'a S3Args,
+    pub glue: &'a GlueArgs,
+}
+
 /// Publishes the records of `source` as one new drop at `dest`, then registers it in the Glue
 /// catalog when asked: only once committed, and a failed registration leaves it committed.
 async fn publish<S: RecordSource>(
     source: S,
-    dest: &Destination,
-    s3: &S3Args,
-    glue: &GlueArgs,
+    to: PublishTo<'_>,
     output: OutputSettings,
 ) -> Result<Published> {
+    let PublishTo { dest, s3, glue } = to;
     let database = glue.check(dest)?;
     let (store, _) = open_to_write(dest, &s3.settings()).await?;
     let mapping = output.column_mapping.clone();
@@ -53,9 +60,9 @@ async fn publish<S: RecordSource>(
     )
     .await?;
     let catalog = match database {
-        Some(db) => Some(
-            register_committed(db, dest, s3, &report.drop.manifest, mapping.as_deref()).await,
-        ),
+        Some(db) => {
+            Some(register_committed(db, dest, s3, &report.drop.manifest, mapping.as_deref()).await)
+        }
         None => None,
     };
     Ok(Published { report, catalog })
@@ -67,9 +74,7 @@ pub async fn sync(
     tables: Source,
     window: Window,
     filters: SearchFilters,
-    dest: &Destination,
-    s3: &S3Args,
-    glue: &GlueArgs,
+    to: PublishTo<'_>,
     output: OutputSettings,
 ) -> Result<Published> {
     let client = Client::connect(client)
@@ -82,11 +87,11 @@ pub async fn sync(
                 window,
                 filters,
             };
-            publish(source, dest, s3, glue, output).await
+            publish(source, to, output).await
         }
         Source::Messaging | Source::Chat => {
             let source = Search::new(client, tables, window, filters);
-            publish(source, dest, s3, glue, output).await
+            publish(source, to, output).await
         }
     }
 }
@@ -96,13 +101,11 @@ pub async fn convert(
     input: &Path,
     account_id: Option<String>,
     window: Option<Window>,
-    dest: &Destination,
-    s3: &S3Args,
-    glue: &GlueArgs,
+    to: PublishTo<'_>,
     output: OutputSettings,
 ) -> Result<Published> {
     let source = SavedPages::open(input, account_id, window)?;
-    publish(source, dest, s3, glue, output).await
+    publish(source, to, output).await
 }
 
 /// `lpdrop demo`: the built-in emulator on a loopback port, and one day synced from it.
@@ -137,9 +140,11 @@ pub async fn demo(
         Source::Messaging,
         window,
         SearchFilters::default(),
-        &dest,
-        &s3,
-        &glue,
+        PublishTo {
+            dest: &dest,
+            s3: &s3,
+            glue: &glue,
+        },
         output,
     )
     .await;

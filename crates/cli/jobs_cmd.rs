@@ -415,7 +415,9 @@ async fn show(queue: &Queue, id: i64, json: bool) -> Result<()> {
     }
     if let Some(why) = &job.catalog_pending {
         outln!("  catalog        registration pending (the drop is committed): {why}");
-        outln!("                 complete it with: lpdrop catalog sync PREFIX --glue-database NAME");
+        outln!(
+            "                 complete it with: lpdrop catalog sync PREFIX --glue-database NAME"
+        );
     }
     outln!("  created        {}", fmt_ms(job.created_at_ms));
     for (label, t) in [

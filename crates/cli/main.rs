@@ -587,9 +587,11 @@ async fn run(
                     skill_ids: skills,
                     status: Vec::new(),
                 },
-                &Destination::parse(&out)?,
-                &s3,
-                &glue,
+                drop_cmds::PublishTo {
+                    dest: &Destination::parse(&out)?,
+                    s3: &s3,
+                    glue: &glue,
+                },
                 output,
             )
             .await?;
@@ -642,9 +644,11 @@ async fn run(
                 &input,
                 account_id,
                 window,
-                &Destination::parse(&out)?,
-                &s3,
-                &glue,
+                drop_cmds::PublishTo {
+                    dest: &Destination::parse(&out)?,
+                    s3: &s3,
+                    glue: &glue,
+                },
                 output,
             )
             .await?;

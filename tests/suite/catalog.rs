@@ -176,10 +176,7 @@ async fn assert_registered(moto: &Moto, database: &str, prefix: &str, drops: usi
     let manifests = manifests(moto, prefix).await;
     assert_eq!(manifests.len(), drops);
     let tables = catalog(moto, database).await;
-    let expected_tables: Vec<String> = manifests
-        .values()
-        .next()
-        .unwrap()["tables"]
+    let expected_tables: Vec<String> = manifests.values().next().unwrap()["tables"]
         .as_array()
         .unwrap()
         .iter()
@@ -225,8 +222,21 @@ async fn assert_registered(moto: &Moto, database: &str, prefix: &str, drops: usi
 async fn committed_demo_drops_are_registered_once_and_an_uncommitted_one_never() {
     let moto = Moto::start();
     moto.create_bucket(BUCKET).await;
-    for _ in 0..2 {
-        let out = demo(&moto, "athena", Some("lpdrop_bi"));
+    // The first drop names the database with the flag, the second in the config file.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lpdrop.toml");
+    std::fs::write(&config, "glue_database = \"lpdrop_bi\"\n").unwrap();
+    let first = demo(&moto, "athena", Some("lpdrop_bi"));
+    let mut cmd = lpdrop(&moto);
+    cmd.arg("--config").arg(&config).args([
+        "demo",
+        "--per-day",
+        "60",
+        "--out",
+        &format!("s3://{BUCKET}/athena"),
+    ]);
+    let second = run(&mut cmd);
+    for out in [first, second] {
         assert!(out.status.success());
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -290,14 +300,19 @@ async fn catalog_sync_registers_drops_written_without_the_flag_once() {
     ]));
     assert!(dry.status.success());
     let stdout = String::from_utf8_lossy(&dry.stdout);
-    assert_eq!(stdout.matches("would register s3://").count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.matches("would register s3://").count(),
+        2,
+        "{stdout}"
+    );
     let dbs = moto.glue().get_databases().send().await.unwrap();
     assert!(
         dbs.database_list().is_empty(),
         "a dry run changes nothing: {dbs:?}"
     );
 
-    let first = run(lpdrop(&moto).args(["catalog", "sync", &prefix, "--glue-database", "lpdrop_late"]));
+    let first =
+        run(lpdrop(&moto).args(["catalog", "sync", &prefix, "--glue-database", "lpdrop_late"]));
     assert!(first.status.success());
     assert!(
         String::from_utf8_lossy(&first.stdout)
@@ -305,29 +320,38 @@ async fn catalog_sync_registers_drops_written_without_the_flag_once() {
     );
     assert_registered(&moto, "lpdrop_late", "plain/", 2).await;
     let before = catalog(&moto, "lpdrop_late").await;
-    let again = run(lpdrop(&moto).args(["catalog", "sync", &prefix, "--glue-database", "lpdrop_late"]));
+    let again =
+        run(lpdrop(&moto).args(["catalog", "sync", &prefix, "--glue-database", "lpdrop_late"]));
     assert!(again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stdout)
             .contains("0 drops registered in Glue database lpdrop_late, 2 registered already"),
     );
-    assert_eq!(catalog(&moto, "lpdrop_late").await, before, "a second run changes nothing");
+    assert_eq!(
+        catalog(&moto, "lpdrop_late").await,
+        before,
+        "a second run changes nothing"
+    );
 }
 
 #[test]
 fn glue_database_needs_an_s3_destination() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(lpdrop_testkit::cli::clean_command(env!("CARGO_BIN_EXE_lpdrop")).args([
-        "demo",
-        "--per-day",
-        "10",
-        "--out",
-        dir.path().to_str().unwrap(),
-        "--glue-database",
-        "lpdrop",
-    ]));
+    let out = run(
+        lpdrop_testkit::cli::clean_command(env!("CARGO_BIN_EXE_lpdrop")).args([
+            "demo",
+            "--per-day",
+            "10",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--glue-database",
+            "lpdrop",
+        ]),
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--glue-database needs an s3:// destination"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--glue-database needs an s3:// destination")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,7 +362,14 @@ async fn glue_5xx_and_throttling_are_retried_and_register_everything_once() {
     let proxy = FaultProxy::start(
         &moto.url,
         7,
-        vec![Rule::new(RequestKind::Glue, 1.0, &[Fault::InternalError, Fault::SlowDown]).at_most(3)],
+        vec![
+            Rule::new(
+                RequestKind::Glue,
+                1.0,
+                &[Fault::InternalError, Fault::SlowDown],
+            )
+            .at_most(3),
+        ],
     );
     let mut cmd = lpdrop(&moto);
     cmd.env("AWS_ENDPOINT_URL_GLUE", proxy.url()).args([
@@ -352,8 +383,14 @@ async fn glue_5xx_and_throttling_are_retried_and_register_everything_once() {
     ]);
     let out = run(&mut cmd);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("registered in Glue database lpdrop_flaky"));
-    assert_eq!(proxy.stats().faults_of(RequestKind::Glue), 3, "the faults happened");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("registered in Glue database lpdrop_flaky")
+    );
+    assert_eq!(
+        proxy.stats().faults_of(RequestKind::Glue),
+        3,
+        "the faults happened"
+    );
     assert_registered(&moto, "lpdrop_flaky", "flaky/", 1).await;
 }
 
@@ -380,9 +417,15 @@ async fn access_denied_leaves_drops_committed_with_registration_pending_until_ca
         "lpdrop_denied",
     ]);
     let out = run(&mut cmd);
-    assert!(out.status.success(), "a refused registration never fails the drop");
+    assert!(
+        out.status.success(),
+        "a refused registration never fails the drop"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("registration pending (the drop is committed)"), "{stdout}");
+    assert!(
+        stdout.contains("registration pending (the drop is committed)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("access denied"), "{stdout}");
     assert!(
         stdout.contains(&format!(
@@ -452,8 +495,14 @@ async fn access_denied_leaves_drops_committed_with_registration_pending_until_ca
     let out = run(&mut sync);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("2 drops registered in Glue database lpdrop_denied"), "{stdout}");
-    assert!(stdout.contains("1 jobs' pending catalog registrations completed"), "{stdout}");
+    assert!(
+        stdout.contains("2 drops registered in Glue database lpdrop_denied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 jobs' pending catalog registrations completed"),
+        "{stdout}"
+    );
     assert!(jobs_json()["catalog_pending"].is_null());
     assert_registered(&moto, "lpdrop_denied", "denied/", 2).await;
 }

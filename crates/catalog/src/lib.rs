@@ -305,20 +305,16 @@ impl Catalog {
 
     /// Creates the database when absent; true when it did.
     async fn ensure_database(&self) -> Result<bool> {
-        match self
-            .client
-            .get_database()
-            .name(&self.database)
-            .send()
-            .await
-        {
+        match self.client.get_database().name(&self.database).send().await {
             Ok(_) => return Ok(false),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(CatalogError::of("GetDatabase", e)),
         }
         let input = DatabaseInput::builder()
             .name(&self.database)
-            .description("lpdrop drops (LivePerson conversations as parquet), one partition per drop")
+            .description(
+                "lpdrop drops (LivePerson conversations as parquet), one partition per drop",
+            )
             .build()
             .map_err(|e| CatalogError::Drop(e.to_string()))?;
         match self
@@ -368,7 +364,12 @@ impl Catalog {
         let keys: Vec<(String, String)> = existing
             .partition_keys()
             .iter()
-            .map(|c| (c.name().to_string(), c.r#type().unwrap_or_default().to_string()))
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    c.r#type().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let wanted: Vec<(String, String)> = table
             .partition_keys
@@ -431,7 +432,9 @@ impl Catalog {
             .send()
             .await
             .map_err(|e| CatalogError::of("UpdateTable", e))?;
-        Ok(TableState::Added(added.into_iter().map(|c| c.name).collect()))
+        Ok(TableState::Added(
+            added.into_iter().map(|c| c.name).collect(),
+        ))
     }
 
     /// Adds partitions of one table, at most 100 per call; (created, existing).
@@ -670,8 +673,7 @@ mod tests {
         );
         assert_eq!(input.partition_keys()[0].name(), "drop_name");
         assert_eq!(input.table_type(), Some("EXTERNAL_TABLE"));
-        let printed =
-            lpdrop_tables::ddl::render(lpdrop_tables::ddl::SchemaFormat::Athena, None);
+        let printed = lpdrop_tables::ddl::render(lpdrop_tables::ddl::SchemaFormat::Athena, None);
         for c in sd.columns() {
             assert!(
                 printed.contains(&format!(

@@ -24,16 +24,35 @@ async fn registers_tables_once_and_one_partition_per_drop() {
     let catalog = Catalog::with_client(glue.clone(), "lpdrop_test");
     let chat = tables_of(Source::Chat).to_vec();
 
-    let first = catalog.register(&drop_at(ROOT_A, chat.clone())).await.unwrap();
+    let first = catalog
+        .register(&drop_at(ROOT_A, chat.clone()))
+        .await
+        .unwrap();
     assert!(first.database_created);
     assert_eq!(first.tables_created.len(), chat.len());
     assert_eq!(first.partitions_created, chat.len());
-    let again = catalog.register(&drop_at(ROOT_A, chat.clone())).await.unwrap();
+    let again = catalog
+        .register(&drop_at(ROOT_A, chat.clone()))
+        .await
+        .unwrap();
     assert!(again.unchanged(), "{again:?}");
     assert_eq!(again.partitions_existing, chat.len());
-    assert!(catalog.is_registered(&drop_at(ROOT_A, chat.clone())).await.unwrap());
-    assert!(!catalog.is_registered(&drop_at(ROOT_B, chat.clone())).await.unwrap());
-    let second = catalog.register(&drop_at(ROOT_B, chat.clone())).await.unwrap();
+    assert!(
+        catalog
+            .is_registered(&drop_at(ROOT_A, chat.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !catalog
+            .is_registered(&drop_at(ROOT_B, chat.clone()))
+            .await
+            .unwrap()
+    );
+    let second = catalog
+        .register(&drop_at(ROOT_B, chat.clone()))
+        .await
+        .unwrap();
     assert!(second.tables_created.is_empty());
     assert_eq!(second.partitions_created, chat.len());
 
@@ -75,7 +94,13 @@ async fn registers_tables_once_and_one_partition_per_drop() {
         let mut locations: Vec<String> = parts
             .partitions()
             .iter()
-            .map(|p| p.storage_descriptor().unwrap().location().unwrap().to_string())
+            .map(|p| {
+                p.storage_descriptor()
+                    .unwrap()
+                    .location()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         locations.sort();
         assert_eq!(
@@ -94,7 +119,10 @@ async fn a_mapping_adds_columns_and_a_type_conflict_is_an_error() {
     let glue = moto.glue();
     let catalog = Catalog::with_client(glue.clone(), "lpdrop_map");
     let chat = tables_of(Source::Chat).to_vec();
-    catalog.register(&drop_at(ROOT_A, chat.clone())).await.unwrap();
+    catalog
+        .register(&drop_at(ROOT_A, chat.clone()))
+        .await
+        .unwrap();
 
     let mapping = ColumnMapping::parse(
         "[[add]]\ntable = \"chats\"\ncolumn = \"visitor_region\"\npath = \"visitorInfo.region\"\ntype = \"string\"\n",
@@ -122,7 +150,10 @@ async fn a_mapping_adds_columns_and_a_type_conflict_is_an_error() {
         .map(|c| c.name())
         .collect();
     assert_eq!(names.last(), Some(&"visitor_region"));
-    assert_eq!(names.len(), tables_of(Source::Chat)[0].all_columns().count() + 1);
+    assert_eq!(
+        names.len(),
+        tables_of(Source::Chat)[0].all_columns().count() + 1
+    );
 
     let conflicting = ColumnMapping::parse(
         "[[add]]\ntable = \"chats\"\ncolumn = \"visitor_region\"\npath = \"visitorInfo.region\"\ntype = \"int64\"\n",
@@ -133,5 +164,8 @@ async fn a_mapping_adds_columns_and_a_type_conflict_is_an_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, CatalogError::Conflict(_)), "{err}");
-    assert!(err.to_string().contains("visitor_region is string"), "{err}");
+    assert!(
+        err.to_string().contains("visitor_region is string"),
+        "{err}"
+    );
 }

@@ -110,7 +110,7 @@ impl S3Settings {
         let options = self.write_options()?;
         let client = crate::s3::connect(&self.connect_options())
             .await
-        .map_err(anyhow::Error::msg)?;
+            .map_err(anyhow::Error::msg)?;
         Ok(S3Store::new(&client, bucket, options, retry))
     }
 }

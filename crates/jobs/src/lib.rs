@@ -541,7 +541,8 @@ impl Queue {
 
     /// Uploaded jobs whose catalog registration is pending.
     pub async fn catalog_pending_count(&self) -> Result<u64> {
-        self.read(|db| Box::pin(machine::catalog_pending_count(db))).await
+        self.read(|db| Box::pin(machine::catalog_pending_count(db)))
+            .await
     }
 
     /// The attempt failed. With `retry_after` and attempts left the job becomes `failed` and

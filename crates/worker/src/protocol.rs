@@ -189,7 +189,13 @@ pub(crate) async fn execute(
 /// Registers the job's committed drop in the Glue catalog (`--glue-database`, S3 only). The
 /// job is uploaded already and stays so: a failure is recorded on the job as a pending
 /// registration (`jobs show`, `jobs list --json`, a metric) for `lpdrop catalog sync`.
-async fn register(queue: &Queue, settings: &Settings, job_id: i64, dest: &Destination, manifest: &Manifest) {
+async fn register(
+    queue: &Queue,
+    settings: &Settings,
+    job_id: i64,
+    dest: &Destination,
+    manifest: &Manifest,
+) {
     let (Some(database), Destination::S3(location)) = (&settings.glue_database, dest) else {
         return;
     };
