@@ -344,7 +344,7 @@ impl Catalog {
             Err(e) => return Err(CatalogError::of("GetTable", e)),
         };
         let Some(existing) = existing else {
-            let input = table_input(table, prefix_uri, &table.columns)?;
+            let input = table_input(table, prefix_uri, glue_columns(&table.columns)?)?;
             return match self
                 .client
                 .create_table()
@@ -410,21 +410,14 @@ impl Catalog {
         }
         // The old columns first, unchanged, then the new ones: parquet is read by name, so
         // older partitions (files without the new columns) read them as NULL.
-        let mut columns: Vec<AthenaColumn> = old_columns
-            .iter()
-            .map(|c| AthenaColumn {
-                name: c.name().to_string(),
-                ty: static_type(c.r#type().unwrap_or_default()),
-                comment: c.comment().unwrap_or_default().to_string(),
-            })
-            .collect();
-        columns.extend(added.iter().cloned());
+        let mut columns = old_columns.clone();
+        columns.extend(glue_columns(&added)?);
         let location = existing
             .storage_descriptor()
             .and_then(|sd| sd.location())
             .unwrap_or(prefix_uri)
             .to_string();
-        let input = table_input(table, &location, &columns)?;
+        let input = table_input(table, &location, columns)?;
         self.client
             .update_table()
             .database_name(&self.database)
@@ -493,15 +486,6 @@ fn is_not_found<E: ProvideErrorMetadata>(
     e.code() == Some("EntityNotFoundException")
 }
 
-/// The Athena type names lpdrop writes, as `'static` (a type it does not know stays as
-/// Glue has it, through a leak of a few bytes per unusual column, once per update).
-fn static_type(ty: &str) -> &'static str {
-    ["string", "bigint", "double", "boolean", "timestamp"]
-        .into_iter()
-        .find(|t| t.eq_ignore_ascii_case(ty))
-        .unwrap_or_else(|| Box::leak(ty.to_string().into_boxed_str()))
-}
-
 fn glue_columns(columns: &[AthenaColumn]) -> Result<Vec<Column>> {
     columns
         .iter()
@@ -531,14 +515,11 @@ fn storage_descriptor(table: &AthenaTable, location: &str) -> StorageDescriptor 
         .build()
 }
 
-/// The `TableInput` of an Athena table: an EXTERNAL_TABLE of parquet at `location`.
-fn table_input(
-    table: &AthenaTable,
-    location: &str,
-    columns: &[AthenaColumn],
-) -> Result<TableInput> {
+/// The `TableInput` of an Athena table: an EXTERNAL_TABLE of parquet at `location`, with
+/// `columns` (the table's own, or those Glue has followed by the ones a mapping added).
+fn table_input(table: &AthenaTable, location: &str, columns: Vec<Column>) -> Result<TableInput> {
     let mut sd = storage_descriptor(table, location);
-    sd.columns = Some(glue_columns(columns)?);
+    sd.columns = Some(columns);
     let mut input = TableInput::builder()
         .name(&table.name)
         .description(&table.comment)
@@ -663,7 +644,7 @@ mod tests {
     #[test]
     fn a_table_input_is_the_printed_ddl() {
         let t = athena_table(tables_of(Source::Messaging)[0]);
-        let input = table_input(&t, "s3://b/p/", &t.columns).unwrap();
+        let input = table_input(&t, "s3://b/p/", glue_columns(&t.columns).unwrap()).unwrap();
         let sd = input.storage_descriptor().unwrap();
         assert_eq!(sd.columns().len(), t.columns.len());
         assert_eq!(sd.location(), Some("s3://b/p/"));
