@@ -15,32 +15,57 @@ use lpdrop_pipeline::{
 };
 use lpdrop_tables::Source;
 
+use crate::catalog_cmd::{CatalogOutcome, GlueArgs, print_outcome, register_committed};
 use crate::out::outln;
 use crate::progress::TerminalProgress;
 use crate::s3_args::S3Args;
 
-/// Publishes the records of `source` as one new drop at `dest`.
+/// A committed drop, and how its catalog registration went (with `--glue-database`).
+pub struct Published {
+    pub report: DropReport,
+    pub catalog: Option<CatalogOutcome>,
+}
+
+/// Where a drop goes: the destination, its store settings, and the catalog to register it in.
+#[derive(Clone, Copy)]
+pub struct PublishTo<'a> {
+    pub dest: &'a Destination,
+    pub s3: &'a S3Args,
+    pub glue: &'a GlueArgs,
+}
+
+/// Publishes the records of `source` as one new drop at `dest`, then registers it in the Glue
+/// catalog when asked: only once committed, and a failed registration leaves it committed.
 async fn publish<S: RecordSource>(
     source: S,
-    dest: &Destination,
-    s3: &S3Args,
+    to: PublishTo<'_>,
     output: OutputSettings,
-) -> Result<DropReport> {
+) -> Result<Published> {
+    let PublishTo { dest, s3, glue } = to;
+    let database = glue.check(dest)?;
     let (store, _) = open_to_write(dest, &s3.settings()).await?;
+    let mapping = output.column_mapping.clone();
     let plan = DropPlan {
         drop: PlannedDrop::new(),
         prefix: dest.prefix(),
         job: None,
         output,
     };
-    run_drop(
+    let report = run_drop(
         source,
         plan,
         store,
         None,
         Arc::new(TerminalProgress::default()),
     )
-    .await
+    .await?;
+    let catalog = match database {
+        Some(db) => {
+            Some(register_committed(db, dest, s3, &report.drop.manifest, mapping.as_deref()).await)
+        }
+        None => None,
+    };
+    Ok(Published { report, catalog })
 }
 
 /// `lpdrop sync`: one window of `tables` from the API, now.
@@ -49,10 +74,9 @@ pub async fn sync(
     tables: Source,
     window: Window,
     filters: SearchFilters,
-    dest: &Destination,
-    s3: &S3Args,
+    to: PublishTo<'_>,
     output: OutputSettings,
-) -> Result<DropReport> {
+) -> Result<Published> {
     let client = Client::connect(client)
         .await
         .context("cannot reach the LivePerson Domain API")?;
@@ -63,11 +87,11 @@ pub async fn sync(
                 window,
                 filters,
             };
-            publish(source, dest, s3, output).await
+            publish(source, to, output).await
         }
         Source::Messaging | Source::Chat => {
             let source = Search::new(client, tables, window, filters);
-            publish(source, dest, s3, output).await
+            publish(source, to, output).await
         }
     }
 }
@@ -77,17 +101,23 @@ pub async fn convert(
     input: &Path,
     account_id: Option<String>,
     window: Option<Window>,
-    dest: &Destination,
-    s3: &S3Args,
+    to: PublishTo<'_>,
     output: OutputSettings,
-) -> Result<DropReport> {
+) -> Result<Published> {
     let source = SavedPages::open(input, account_id, window)?;
-    publish(source, dest, s3, output).await
+    publish(source, to, output).await
 }
 
 /// `lpdrop demo`: the built-in emulator on a loopback port, and one day synced from it.
-pub async fn demo(out: &str, per_day: u32, s3: S3Args, output: OutputSettings) -> Result<()> {
+pub async fn demo(
+    out: &str,
+    per_day: u32,
+    s3: S3Args,
+    glue: GlueArgs,
+    output: OutputSettings,
+) -> Result<()> {
     let dest = Destination::parse(out)?;
+    glue.check(&dest)?;
     let config = EmulatorConfig {
         per_day,
         ..EmulatorConfig::default()
@@ -110,15 +140,18 @@ pub async fn demo(out: &str, per_day: u32, s3: S3Args, output: OutputSettings) -
         Source::Messaging,
         window,
         SearchFilters::default(),
-        &dest,
-        &s3,
+        PublishTo {
+            dest: &dest,
+            s3: &s3,
+            glue: &glue,
+        },
         output,
     )
     .await;
     emulator.shutdown().await;
-    let report = result?;
-    print_summary(&report);
-    let root = &report.drop.location;
+    let published = result?;
+    print_summary(&published);
+    let root = &published.report.drop.location;
     outln!();
     if root.starts_with("s3://") {
         outln!("Check it with: lpdrop verify {root}");
@@ -200,8 +233,9 @@ pub async fn gc(
     Ok(())
 }
 
-/// The human summary printed at the end of `sync` and `demo`.
-pub fn print_summary(report: &DropReport) {
+/// The human summary printed at the end of `sync`, `convert` and `demo`.
+pub fn print_summary(published: &Published) {
+    let report = &published.report;
     let s = &report.stats;
     let m = &report.drop.manifest;
     let secs = report.elapsed.as_secs_f64().max(1e-9);
@@ -250,5 +284,8 @@ pub fn print_summary(report: &DropReport) {
     }
     for t in &m.tables {
         outln!("    {:<28} {:>9} rows", t.name, t.rows);
+    }
+    if let Some(outcome) = &published.catalog {
+        print_outcome(outcome);
     }
 }

@@ -279,11 +279,18 @@ fn note(job: &Job) -> String {
         JobState::Running | JobState::Finished => {
             format!("on {}", job.lease_owner.as_deref().unwrap_or("?"))
         }
-        JobState::Uploaded => job
-            .drop
-            .as_ref()
-            .map(|d| format!("drop {}", d.id))
-            .unwrap_or_default(),
+        JobState::Uploaded => {
+            let drop = job
+                .drop
+                .as_ref()
+                .map(|d| format!("drop {}", d.id))
+                .unwrap_or_default();
+            if job.catalog_pending.is_some() {
+                format!("{drop}; catalog registration pending")
+            } else {
+                drop
+            }
+        }
         _ => String::new(),
     }
 }
@@ -393,6 +400,12 @@ async fn show(queue: &Queue, id: i64, json: bool) -> Result<()> {
             fmt_ms(d.created_at_ms)
         );
         outln!("  drop root      {}", d.root);
+    }
+    if let Some(why) = &job.catalog_pending {
+        outln!("  catalog        registration pending (the drop is committed): {why}");
+        outln!(
+            "                 complete it with: lpdrop catalog sync PREFIX --glue-database NAME"
+        );
     }
     outln!("  created        {}", fmt_ms(job.created_at_ms));
     for (label, t) in [

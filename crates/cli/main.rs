@@ -3,6 +3,7 @@
 //! This binary is flags and wiring only; the work happens in the library crates.
 //! Exit codes: 0 success, 1 the command failed (message on stderr), 2 bad usage.
 
+mod catalog_cmd;
 mod config;
 mod config_cmd;
 mod drop_cmds;
@@ -102,6 +103,8 @@ enum Command {
         per_day: u32,
         #[command(flatten)]
         s3: S3Args,
+        #[command(flatten)]
+        glue: catalog_cmd::GlueArgs,
     },
     /// Sync one window of conversations now and publish it as one drop.
     ///
@@ -131,6 +134,8 @@ enum Command {
         lp: Box<LpArgs>,
         #[command(flatten)]
         s3: S3Args,
+        #[command(flatten)]
+        glue: catalog_cmd::GlueArgs,
     },
     /// Check a drop against its manifest: marker, manifest, every file's size, SHA-256 and
     /// parquet row count, and no unlisted file. Exits 1 and lists the problems otherwise.
@@ -248,6 +253,16 @@ enum Command {
         to: Option<String>,
         #[command(flatten)]
         s3: S3Args,
+        #[command(flatten)]
+        glue: catalog_cmd::GlueArgs,
+    },
+    /// The AWS Glue Data Catalog: `catalog sync` registers committed drops that are not
+    /// registered yet, so that Athena queries them.
+    ///
+    /// Example: lpdrop catalog sync s3://bucket/folder --glue-database lpdrop
+    Catalog {
+        #[command(subcommand)]
+        command: catalog_cmd::CatalogCommand,
     },
     /// Print the data dictionary or the machine-readable table definitions.
     ///
@@ -538,7 +553,15 @@ async fn run(
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
         Command::Worker(args) => worker::run(&cli.queue, *args, output).await,
         Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
-        Command::Demo { out, per_day, s3 } => drop_cmds::demo(&out, per_day, s3, output).await,
+        Command::Demo {
+            out,
+            per_day,
+            s3,
+            glue,
+        } => drop_cmds::demo(&out, per_day, s3, glue, output).await,
+        Command::Catalog { command } => {
+            catalog_cmd::run(&cli.queue, command, output.column_mapping.as_deref()).await
+        }
         Command::Verify { drop, s3 } => drop_cmds::verify(&drop, &s3).await,
         Command::Gc {
             prefix,
@@ -554,6 +577,7 @@ async fn run(
             skills,
             lp,
             s3,
+            glue,
         } => {
             let report = drop_cmds::sync(
                 (*lp).client_config()?,
@@ -563,8 +587,11 @@ async fn run(
                     skill_ids: skills,
                     status: Vec::new(),
                 },
-                &Destination::parse(&out)?,
-                &s3,
+                drop_cmds::PublishTo {
+                    dest: &Destination::parse(&out)?,
+                    s3: &s3,
+                    glue: &glue,
+                },
                 output,
             )
             .await?;
@@ -607,6 +634,7 @@ async fn run(
             from,
             to,
             s3,
+            glue,
         } => {
             let window = match (from, to) {
                 (Some(f), Some(t)) => Some(Window::parse(&f, &t)?),
@@ -616,8 +644,11 @@ async fn run(
                 &input,
                 account_id,
                 window,
-                &Destination::parse(&out)?,
-                &s3,
+                drop_cmds::PublishTo {
+                    dest: &Destination::parse(&out)?,
+                    s3: &s3,
+                    glue: &glue,
+                },
                 output,
             )
             .await?;

@@ -60,6 +60,8 @@ pub struct WorkerArgs {
     lp: Box<LpKeys>,
     #[command(flatten)]
     s3: S3Args,
+    #[command(flatten)]
+    glue: crate::catalog_cmd::GlueArgs,
 }
 
 pub async fn run(
@@ -90,6 +92,13 @@ pub async fn run(
             .context("LivePerson API settings")?,
         store: args.s3.settings(),
         output,
+        glue_database: match args.glue.glue_database.as_deref().filter(|d| !d.is_empty()) {
+            Some(db) => {
+                lpdrop_catalog::check_database_name(db).map_err(anyhow::Error::msg)?;
+                Some(db.to_string())
+            }
+            None => None,
+        },
     };
     let once = settings.once;
     let r = lpdrop_worker::run(queue_url, settings).await?;

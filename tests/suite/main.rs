@@ -8,6 +8,7 @@
 //! | `jobs` | the queue from the command line and workers, on SQLite and Postgres |
 //! | `metrics` | a long-running worker's Prometheus metrics, liveness and readiness |
 //! | `operability` | the configuration file, `config check`, logs, secrets, progress, completions |
+//! | `catalog` | drops registered in the Glue Data Catalog (moto): `--glue-database`, `catalog sync` |
 //! | `api_faults` | LivePerson's bad days (429, 5xx, resets, partial records) end to end |
 //! | `crash_points` | a worker killed at every step: one committed drop per job |
 //! | `local_faults` | a full disk and unwritable folders |
@@ -15,6 +16,7 @@
 //! | `s3_faults` | S3 writes that fail or lose their answers |
 
 mod api_faults;
+mod catalog;
 mod crash_points;
 mod e2e;
 mod jobs;

@@ -107,16 +107,22 @@ impl S3Settings {
         })
     }
 
-    /// The store for `bucket`, through a client from the AWS chain.
-    pub async fn store(&self, bucket: &str, retry: RetryBudget) -> Result<S3Store> {
-        let options = self.write_options()?;
-        let client = crate::s3::connect(&S3ConnectOptions {
+    /// How to reach AWS: the chain, and the role to assume. Every AWS client lpdrop builds (S3,
+    /// Glue) uses these, through [`crate::s3::aws_config`].
+    pub fn connect_options(&self) -> S3ConnectOptions {
+        S3ConnectOptions {
             role_arn: self.role_arn.clone(),
             external_id: self.external_id.clone(),
             default_region: None,
-        })
-        .await
-        .map_err(anyhow::Error::msg)?;
+        }
+    }
+
+    /// The store for `bucket`, through a client from the AWS chain.
+    pub async fn store(&self, bucket: &str, retry: RetryBudget) -> Result<S3Store> {
+        let options = self.write_options()?;
+        let client = crate::s3::connect(&self.connect_options())
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok(S3Store::new(&client, bucket, options, retry))
     }
 }

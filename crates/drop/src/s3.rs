@@ -115,17 +115,11 @@ pub struct S3ConnectOptions {
     pub default_region: Option<String>,
 }
 
-/// Builds an S3 client from the standard AWS configuration chain (environment, profile, web
-/// identity, container and instance metadata). A custom endpoint (`AWS_ENDPOINT_URL_S3` or
-/// `AWS_ENDPOINT_URL`) switches to path-style addressing, and must use https unless loopback.
-pub async fn connect(options: &S3ConnectOptions) -> Result<Client, String> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-        .ok()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty());
-    if let Some(e) = &endpoint {
-        lpdrop_settings::require_tls_unless_loopback(e, "the S3 endpoint")?;
-    }
+/// The shared AWS configuration every lpdrop client (S3, Glue) is built from: the standard
+/// chain (environment, profile, web identity, container and instance metadata), us-east-1 (or
+/// `options.default_region`) when the environment names no region, and the assumed role (with
+/// its external id) when one is set. One function, so every service uses the same credentials.
+pub async fn aws_config(options: &S3ConnectOptions) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
     {
@@ -149,6 +143,27 @@ pub async fn connect(options: &S3ConnectOptions) -> Result<Client, String> {
             .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(provider))
             .build();
     }
+    shared
+}
+
+/// A custom endpoint for a service: `AWS_ENDPOINT_URL_<SERVICE>` (e.g. `AWS_ENDPOINT_URL_S3`,
+/// `AWS_ENDPOINT_URL_GLUE`), else `AWS_ENDPOINT_URL`; it must use https unless loopback.
+pub fn endpoint_override(service_env_suffix: &str, what: &str) -> Result<Option<String>, String> {
+    let endpoint = std::env::var(format!("AWS_ENDPOINT_URL_{service_env_suffix}"))
+        .ok()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint {
+        lpdrop_settings::require_tls_unless_loopback(e, what)?;
+    }
+    Ok(endpoint)
+}
+
+/// Builds an S3 client from [`aws_config`]. A custom endpoint (`AWS_ENDPOINT_URL_S3` or
+/// `AWS_ENDPOINT_URL`) switches to path-style addressing, and must use https unless loopback.
+pub async fn connect(options: &S3ConnectOptions) -> Result<Client, String> {
+    let endpoint = endpoint_override("S3", "the S3 endpoint")?;
+    let shared = aws_config(options).await;
     let mut config = aws_sdk_s3::config::Builder::from(&shared);
     if let Some(e) = endpoint {
         config = config.endpoint_url(e).force_path_style(true);

@@ -295,6 +295,10 @@ pub struct Job {
     /// Drop committed.
     pub uploaded_at_ms: Option<i64>,
     pub counts: Option<Counts>,
+    /// Why the committed drop is not registered in the Glue catalog yet (`--glue-database`);
+    /// `lpdrop catalog sync` completes it. None: registered, or no catalog asked for.
+    #[serde(default)]
+    pub catalog_pending: Option<String>,
 }
 
 /// One claim of a job by a worker, and how it ended.
@@ -518,6 +522,26 @@ impl Queue {
     pub async fn uploaded(&self, lease: &Lease, counts: Option<&Counts>) -> Result<()> {
         let (lease, counts) = (lease.clone(), counts.copied());
         self.write(move |db| Box::pin(machine::uploaded(db, lease, counts)))
+            .await
+    }
+
+    /// Records (or clears, with `None`) a pending catalog registration of an uploaded job.
+    pub async fn set_catalog_pending(&self, id: i64, pending: Option<&str>) -> Result<()> {
+        let pending = pending.map(str::to_string);
+        self.write(move |db| Box::pin(machine::set_catalog_pending(db, id, pending)))
+            .await
+    }
+
+    /// The drops at `roots` are registered: their jobs' pending registrations are cleared.
+    pub async fn catalog_registered(&self, roots: &[String]) -> Result<u64> {
+        let roots = roots.to_vec();
+        self.write(move |db| Box::pin(machine::catalog_registered(db, roots)))
+            .await
+    }
+
+    /// Uploaded jobs whose catalog registration is pending.
+    pub async fn catalog_pending_count(&self) -> Result<u64> {
+        self.read(|db| Box::pin(machine::catalog_pending_count(db)))
             .await
     }
 

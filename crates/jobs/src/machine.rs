@@ -15,7 +15,8 @@ use crate::{
 const JOB_COLUMNS: &str = "id, account_id, source, window_from, window_to, filters, \
     dest, origin, state, attempts, max_attempts, not_before, lease_owner, lease_expires, \
     drop_id, drop_created_at, drop_root, last_error, created_at, updated_at, started_at, \
-    finished_at, uploaded_at, conversations, open_conversations, rows_written, files, bytes";
+    finished_at, uploaded_at, conversations, open_conversations, rows_written, files, bytes, \
+    catalog_pending";
 
 /// Error texts longer than this are clipped before they are stored.
 const MAX_ERROR_LEN: usize = 4000;
@@ -70,6 +71,7 @@ fn job_from_row(r: &Row) -> Result<Job> {
         finished_at_ms: r.opt_int(21)?,
         uploaded_at_ms: r.opt_int(22)?,
         counts,
+        catalog_pending: r.opt_text(28)?,
     })
 }
 
@@ -521,6 +523,56 @@ pub(crate) async fn uploaded(db: &mut dyn Db, lease: Lease, counts: Option<Count
         store_counts(db, job.id, &c).await?;
     }
     end_attempt(db, job.id, lease.attempt, now, "uploaded", None).await
+}
+
+/// Records (or with `None` clears) why the job's committed drop is not registered in the
+/// Glue catalog. The job stays as it is: uploaded.
+pub(crate) async fn set_catalog_pending(
+    db: &mut dyn Db,
+    id: i64,
+    pending: Option<String>,
+) -> Result<()> {
+    let now = db.now_ms().await?;
+    let pending = pending.map(|p| clip(&p, MAX_ERROR_LEN));
+    let changed = db
+        .execute(
+            "UPDATE lpdrop_jobs SET catalog_pending = $2, updated_at = $3 WHERE id = $1",
+            &[id.into(), pending.as_deref().into(), now.into()],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(QueueError::NotFound(id));
+    }
+    Ok(())
+}
+
+/// Uploaded jobs whose catalog registration is pending.
+pub(crate) async fn catalog_pending_count(db: &mut dyn Db) -> Result<u64> {
+    let n = db
+        .query_one(
+            "SELECT COUNT(*) FROM lpdrop_jobs WHERE catalog_pending IS NOT NULL",
+            &[],
+        )
+        .await?
+        .int(0)?;
+    Ok(n.max(0) as u64)
+}
+
+/// Clears the pending catalog registration of the jobs whose drop root is one of `roots`;
+/// returns how many were pending.
+pub(crate) async fn catalog_registered(db: &mut dyn Db, roots: Vec<String>) -> Result<u64> {
+    let now = db.now_ms().await?;
+    let mut cleared = 0;
+    for root in roots {
+        cleared += db
+            .execute(
+                "UPDATE lpdrop_jobs SET catalog_pending = NULL, updated_at = $2 \
+                 WHERE drop_root = $1 AND catalog_pending IS NOT NULL",
+                &[root.as_str().into(), now.into()],
+            )
+            .await?;
+    }
+    Ok(cleared)
 }
 
 pub(crate) async fn fail(

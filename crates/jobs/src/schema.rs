@@ -15,7 +15,7 @@ use crate::db::Db;
 use crate::{QueueError, Result};
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub(crate) struct Migration {
     pub version: i64,
@@ -26,11 +26,22 @@ pub(crate) struct Migration {
 
 /// Every migration, oldest first, numbered 1, 2, ... Never edit one that has shipped: add
 /// the next.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "jobs, attempts, watermarks, open conversations (the schema of f2b004e)",
-    sql: V1,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "jobs, attempts, watermarks, open conversations (the schema of f2b004e)",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        description: "jobs: catalog registration pending (the drop is committed, its Glue registration is not)",
+        sql: V2,
+    },
+];
+
+/// Migration 2: why an uploaded job's drop is not registered in the Glue catalog yet (NULL:
+/// registered, or no catalog asked for).
+const V2: &str = "ALTER TABLE lpdrop_jobs ADD COLUMN catalog_pending TEXT;";
 
 /// Migration 1: the DDL of the releases before versioning, verbatim.
 const V1: &str = "

@@ -115,6 +115,19 @@ pub static JOB_DURATION: Histogram = Histogram::new(
     JOB_BUCKETS,
 );
 
+/// Committed drops registered in the Glue Data Catalog, by outcome.
+pub static CATALOG_REGISTRATIONS: Counter = Counter::new(
+    "lpdrop_catalog_registrations_total",
+    "Committed drops this process registered in the Glue Data Catalog, by outcome (registered, pending: committed, registration to be completed by `lpdrop catalog sync`).",
+    &["outcome"],
+);
+/// Drops whose catalog registration is pending, from the queue.
+pub static CATALOG_PENDING: Gauge = Gauge::new(
+    "lpdrop_catalog_registration_pending",
+    "Uploaded jobs whose drop's Glue catalog registration is pending, as last read from the queue.",
+    &[],
+);
+
 /// Every metric above, so that [`describe_all`] can list each from the first scrape.
 pub fn all() -> Vec<&'static Desc> {
     vec![
@@ -130,6 +143,8 @@ pub fn all() -> Vec<&'static Desc> {
         &BYTES_WRITTEN.0,
         &UPLOAD_DURATION.0,
         &JOB_DURATION.0,
+        &CATALOG_REGISTRATIONS.0,
+        &CATALOG_PENDING.0,
     ]
 }
 

@@ -101,13 +101,73 @@ const SPARK_ROOT: &str = "s3a://YOUR-BUCKET/YOUR-PREFIX";
 const DUCKDB_ROOT: &str = "s3://YOUR-BUCKET/YOUR-PREFIX";
 /// The partition column of the Athena tables: the drop folder name, e.g.
 /// `2026-11-21-11-18-22-b2b0985b-ee2f-4ef6-9490-57395b3d3310`.
-const PARTITION_COLUMN: &str = "drop_name";
+pub const PARTITION_COLUMN: &str = "drop_name";
+const PARTITION_COMMENT: &str = "Drop folder name: YYYY-MM-DD-HH-mm-ss-<uuid>.";
+/// What `STORED AS PARQUET` means in the Glue catalog: the SerDe and formats Athena reads.
+pub const PARQUET_SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
+pub const PARQUET_INPUT_FORMAT: &str =
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+pub const PARQUET_OUTPUT_FORMAT: &str =
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
+
+/// One column of an Athena (Glue) table: name, Athena type and comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AthenaColumn {
+    pub name: String,
+    pub ty: &'static str,
+    pub comment: String,
+}
+
+/// One Athena (Glue) external table as lpdrop defines it: what `lpdrop schema --format athena`
+/// prints and what `--glue-database` registers, from this one definition, so that the two
+/// never disagree. Stored as parquet ([`PARQUET_SERDE`]), located at the drop prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AthenaTable {
+    pub name: String,
+    pub comment: String,
+    pub columns: Vec<AthenaColumn>,
+    /// `drop_name string`: one partition per drop.
+    pub partition_keys: Vec<AthenaColumn>,
+    /// TBLPROPERTIES.
+    pub properties: Vec<(&'static str, String)>,
+}
+
+/// The Athena definition of `t` (as a column mapping made it, when it did).
+pub fn athena_table(t: &TableDef) -> AthenaTable {
+    AthenaTable {
+        name: t.name.to_string(),
+        comment: comment(t.description),
+        columns: t
+            .all_columns()
+            .map(|c| AthenaColumn {
+                name: c.name.to_string(),
+                ty: athena_type(c.ty),
+                comment: comment(c.description),
+            })
+            .collect(),
+        partition_keys: vec![AthenaColumn {
+            name: PARTITION_COLUMN.to_string(),
+            ty: "string",
+            comment: PARTITION_COMMENT.to_string(),
+        }],
+        properties: vec![
+            ("classification", "parquet".to_string()),
+            ("lpdrop.schema_version", SCHEMA_VERSION.to_string()),
+        ],
+    }
+}
+
+/// Where one drop's partition of `table` lies: `<drop root URI>/parquet/<table>/`.
+pub fn partition_location(drop_root: &str, table: &str) -> String {
+    format!("{}/parquet/{table}/", drop_root.trim_end_matches('/'))
+}
 /// Below the prefix: `YYYY/MM/DD/HH/<drop>/`.
 const DROPS_GLOB: &str = "*/*/*/*/*";
 /// A drop root used in the worked partition example.
 const EXAMPLE_DROP: &str = "2026/11/21/11/2026-11-21-11-18-22-b2b0985b-ee2f-4ef6-9490-57395b3d3310";
 
-fn athena_type(ty: ColumnType) -> &'static str {
+/// The Athena (Glue) type of a column type: the one mapping the DDL and the catalog share.
+pub fn athena_type(ty: ColumnType) -> &'static str {
     match ty {
         ColumnType::Utf8 => "string",
         ColumnType::Int64 => "bigint",
@@ -187,8 +247,8 @@ fn latest_view(t: &TableDef, create: &str, name: &dyn Fn(&str) -> String) -> Str
 }
 
 /// The drop folder name of a drop root (`.../YYYY/MM/DD/HH/<YYYY-MM-DD-HH-mm-ss>-<uuid>`),
-/// checked against the layout.
-fn drop_name(drop_root: &str) -> Result<&str, String> {
+/// checked against the layout: the value of its partitions.
+pub fn drop_name(drop_root: &str) -> Result<&str, String> {
     let root = drop_root.trim_end_matches('/');
     let name = root.rsplit('/').next().unwrap_or_default();
     let (stamp, id) = (name.get(..19).unwrap_or_default(), name.get(20..));
@@ -243,13 +303,13 @@ fn drop_name(drop_root: &str) -> Result<&str, String> {
 /// `IF NOT EXISTS` makes registering a drop twice harmless.
 pub fn athena_add_partitions(drop_root: &str, tables: &[&TableDef]) -> Result<String, String> {
     let name = drop_name(drop_root)?;
-    let root = drop_root.trim_end_matches('/');
     Ok(tables
         .iter()
         .map(|t| {
             format!(
-                "ALTER TABLE {DATABASE}.{table} ADD IF NOT EXISTS PARTITION ({PARTITION_COLUMN} = '{name}') LOCATION '{root}/parquet/{table}/';\n",
-                table = t.name
+                "ALTER TABLE {DATABASE}.{table} ADD IF NOT EXISTS PARTITION ({PARTITION_COLUMN} = '{name}') LOCATION '{location}';\n",
+                table = t.name,
+                location = partition_location(drop_root, t.name),
             )
         })
         .collect())
@@ -278,22 +338,26 @@ fn athena(mapping: Option<&ColumnMapping>) -> String {
     for source in SOURCES {
         source_banner(&mut out, source, "");
         for t in mapped(mapping, source) {
-            let columns: Vec<String> = t
-                .all_columns()
-                .map(|c| {
-                    format!(
-                        "  {} {} COMMENT '{}'",
-                        c.name,
-                        athena_type(c.ty),
-                        comment(c.description)
-                    )
-                })
-                .collect();
+            let t = athena_table(t);
+            let list = |columns: &[AthenaColumn], sep: &str| {
+                columns
+                    .iter()
+                    .map(|c| format!("{} {} COMMENT '{}'", c.name, c.ty, c.comment))
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            };
+            let properties = t
+                .properties
+                .iter()
+                .map(|(k, v)| format!("'{k}' = '{v}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
             out.push_str(&format!(
-                "\nCREATE EXTERNAL TABLE IF NOT EXISTS {DATABASE}.{name} (\n{columns}\n)\nCOMMENT '{description}'\nPARTITIONED BY ({PARTITION_COLUMN} string COMMENT 'Drop folder name: YYYY-MM-DD-HH-mm-ss-<uuid>.')\nSTORED AS PARQUET\nLOCATION '{ATHENA_ROOT}/'\nTBLPROPERTIES ('classification' = 'parquet', 'lpdrop.schema_version' = '{SCHEMA_VERSION}');\n",
+                "\nCREATE EXTERNAL TABLE IF NOT EXISTS {DATABASE}.{name} (\n  {columns}\n)\nCOMMENT '{description}'\nPARTITIONED BY ({partitions})\nSTORED AS PARQUET\nLOCATION '{ATHENA_ROOT}/'\nTBLPROPERTIES ({properties});\n",
                 name = t.name,
-                columns = columns.join(",\n"),
-                description = comment(t.description),
+                columns = list(&t.columns, ",\n  "),
+                description = t.comment,
+                partitions = list(&t.partition_keys, ", "),
             ));
         }
         for t in mapped(mapping, source) {

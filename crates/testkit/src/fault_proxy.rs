@@ -46,6 +46,9 @@ pub enum RequestKind {
     UploadPart,
     /// `POST /bucket/key?uploadId=U`.
     CompleteMultipartUpload,
+    /// An AWS Glue request (`X-Amz-Target: AWSGlue.<Operation>`); a rule's `key_contains`
+    /// matches the operation, e.g. `BatchCreatePartition`.
+    Glue,
     /// Anything else (listing, HEAD, GET, CreateMultipartUpload, abort, ...).
     Other,
 }
@@ -65,6 +68,7 @@ impl fmt::Display for RequestKind {
             RequestKind::PutObject => "PutObject",
             RequestKind::UploadPart => "UploadPart",
             RequestKind::CompleteMultipartUpload => "CompleteMultipartUpload",
+            RequestKind::Glue => "Glue",
             RequestKind::Other => "other",
         })
     }
@@ -83,6 +87,9 @@ pub enum Fault {
     /// The request is forwarded and upstream answers (so a write has happened), then the
     /// client's connection is reset and the answer is lost.
     ResetAfterForward,
+    /// Glue's `AccessDeniedException` (HTTP 400, JSON body), as a role without the Glue
+    /// permissions gets; the request never reaches upstream. Not in [`Fault::ALL`] (S3's).
+    AccessDenied,
 }
 
 impl Fault {
@@ -101,6 +108,7 @@ impl fmt::Display for Fault {
             Fault::SlowDown => "503 SlowDown",
             Fault::Reset => "reset",
             Fault::ResetAfterForward => "reset after forwarding",
+            Fault::AccessDenied => "400 AccessDeniedException",
         })
     }
 }
@@ -640,7 +648,22 @@ impl Request {
         t.split_once('?').unwrap_or((t, ""))
     }
 
+    /// What a rule's `key_contains` looks at: the Glue operation, or the path.
+    fn match_text(&self) -> &str {
+        match self.head.header("x-amz-target") {
+            Some(t) if t.starts_with("AWSGlue.") => t,
+            _ => self.path_and_query().0,
+        }
+    }
+
     fn kind(&self) -> RequestKind {
+        if self
+            .head
+            .header("x-amz-target")
+            .is_some_and(|t| t.starts_with("AWSGlue."))
+        {
+            return RequestKind::Glue;
+        }
         let (path, query) = self.path_and_query();
         // Path-style: /bucket/key. No key means a bucket-level operation.
         let has_key = path
@@ -822,7 +845,7 @@ async fn serve_client(client: TcpStream, shared: Arc<Shared>) {
         };
         let client_closes = req.head.closes(&req.head.start[2]);
         let kind = req.kind();
-        let (seq, fault) = shared.decide(kind, req.path_and_query().0);
+        let (seq, fault) = shared.decide(kind, req.match_text());
         let injection = |fault, upstream_status| Injection {
             request: seq,
             kind,
@@ -865,6 +888,22 @@ async fn serve_client(client: TcpStream, shared: Arc<Shared>) {
                     "Please reduce your request rate.",
                     seq,
                 )
+            }
+            Some(fault @ Fault::AccessDenied) => {
+                shared.record(injection(fault, None));
+                let body = format!(
+                    "{{\"__type\":\"AccessDeniedException\",\"Message\":\"User: \
+                     arn:aws:sts::123456789012:assumed-role/lpdrop/test is not authorized to \
+                     perform: {} (fault proxy request {seq})\"}}",
+                    req.match_text().replace("AWSGlue.", "glue:")
+                );
+                format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     x-amzn-ErrorType: AccessDeniedException\r\n\
+                     Content-Length: {}\r\nx-amzn-RequestId: FAULTPROXY{seq:08}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
             }
             None => match forward(&mut upstream, shared.upstream, &req).await {
                 Ok(response) => {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A moto server (S3 and SQS emulator) on a free loopback port.
+/// A moto server (S3, SQS and Glue emulator) on a free loopback port.
 pub struct Moto {
     child: Child,
     pub url: String,
@@ -98,6 +98,19 @@ impl Moto {
             ))
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// A Glue client for this moto (the same server as S3), built without the environment.
+    pub fn glue(&self) -> aws_sdk_glue::Client {
+        let config = aws_sdk_glue::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_glue::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        aws_sdk_glue::Client::from_conf(config)
     }
 
     pub async fn create_bucket(&self, name: &str) -> aws_sdk_s3::Client {

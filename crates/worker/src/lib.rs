@@ -57,6 +57,9 @@ pub struct WorkerSettings {
     /// Settings of the job's store (S3's, and how hard to retry a request).
     pub store: StoreSettings,
     pub output: OutputSettings,
+    /// Register each committed drop in this Glue database (S3 destinations only); a failed
+    /// registration leaves the job uploaded, with its registration pending.
+    pub glue_database: Option<String>,
 }
 
 /// The name a worker has in the queue unless given one: host name and process id.
@@ -80,6 +83,7 @@ struct Settings {
     client: ClientConfig,
     store: StoreSettings,
     output: OutputSettings,
+    glue_database: Option<String>,
     budgets: AccountBudgets,
 }
 
@@ -203,6 +207,7 @@ pub async fn run(queue_url: &str, args: WorkerSettings) -> Result<WorkerReport> 
         client: args.client.clone(),
         store: args.store.clone(),
         output: args.output.clone(),
+        glue_database: args.glue_database.clone(),
         budgets: Default::default(),
     });
     lpdrop_metrics::describe_all();
@@ -316,6 +321,9 @@ async fn refresh_metrics(queue: Queue, health: HealthState, every: Duration) {
                 let now = chrono::Utc::now().timestamp_millis();
                 let lag_ms = summary.next_due_ms.map_or(0, |due| (now - due).max(0));
                 lpdrop_metrics::QUEUE_LAG.set(&[], lag_ms as f64 / 1000.0);
+                if let Ok(n) = queue.catalog_pending_count().await {
+                    lpdrop_metrics::CATALOG_PENDING.set(&[], n as f64);
+                }
             }
             Ok(Err(_)) | Err(_) => health.queue_ok(false),
         }

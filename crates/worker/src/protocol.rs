@@ -77,6 +77,14 @@ pub(crate) async fn execute(
             _ => None,
         };
         queue.uploaded(lease, counts.as_ref()).await?;
+        // The attempt that committed may have died before registering: registering again
+        // is harmless (every step is idempotent).
+        if settings.glue_database.is_some()
+            && let Ok(Some(bytes)) = store.get_bytes(&manifest_key).await
+            && let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes)
+        {
+            register(queue, settings, job.id, &dest, &manifest).await;
+        }
         return Ok(Done {
             counts,
             location: store.location(&record.root),
@@ -170,11 +178,60 @@ pub(crate) async fn execute(
         )));
     }
     queue.uploaded(lease, None).await?;
+    register(queue, settings, job.id, &dest, &report.drop.manifest).await;
     Ok(Done {
         counts: Some(counts),
         location: report.drop.location,
         already_committed: false,
     })
+}
+
+/// Registers the job's committed drop in the Glue catalog (`--glue-database`, S3 only). The
+/// job is uploaded already and stays so: a failure is recorded on the job as a pending
+/// registration (`jobs show`, `jobs list --json`, a metric) for `lpdrop catalog sync`.
+async fn register(
+    queue: &Queue,
+    settings: &Settings,
+    job_id: i64,
+    dest: &Destination,
+    manifest: &Manifest,
+) {
+    let (Some(database), Destination::S3(location)) = (&settings.glue_database, dest) else {
+        return;
+    };
+    let result = lpdrop_catalog::register_committed(
+        &settings.store.s3,
+        database,
+        &location.bucket,
+        manifest,
+        settings.output.column_mapping.as_deref(),
+    )
+    .await;
+    let pending = match result {
+        Ok(done) => {
+            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["registered"]);
+            tracing::info!(
+                "job {job_id}: drop registered in Glue database {database} ({} partitions added)",
+                done.partitions_created
+            );
+            None
+        }
+        Err(e) => {
+            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["pending"]);
+            let why = format!("{e:#}");
+            tracing::warn!(
+                "job {job_id}: the drop is committed, but its Glue catalog registration is \
+                 pending: {why}; complete it with: lpdrop catalog sync s3://{}/{} \
+                 --glue-database {database}",
+                location.bucket,
+                location.prefix.as_str()
+            );
+            Some(why)
+        }
+    };
+    if let Err(e) = queue.set_catalog_pending(job_id, pending.as_deref()).await {
+        tracing::warn!("job {job_id}: cannot record the catalog registration on the job: {e}");
+    }
 }
 
 /// A job's error by its cause's own retryability: a request the LivePerson API refused (a
