@@ -3,8 +3,8 @@
 //! for drops committed without it or whose registration is pending.
 
 use anyhow::{Result, bail};
-use lpdrop_catalog::{Catalog, Registered};
-use lpdrop_drop::{Destination, Manifest, open};
+use lpdrop_catalog::{Catalog, Outcome};
+use lpdrop_drop::{Destination, open};
 use lpdrop_tables::ColumnMapping;
 
 use crate::out::outln;
@@ -39,71 +39,11 @@ impl GlueArgs {
     }
 }
 
-/// How the registration of one committed drop went.
-pub enum CatalogOutcome {
-    Registered {
-        database: String,
-        done: Registered,
-    },
-    /// The drop is committed; its registration is not. `retry` says how to complete it.
-    Pending {
-        error: String,
-        retry: String,
-    },
-}
-
-/// The command that completes a pending registration of drops under `dest`.
-pub fn retry_command(dest: &Destination, database: &str) -> String {
-    let prefix = match dest {
-        Destination::S3(l) if l.prefix.as_str().is_empty() => format!("s3://{}", l.bucket),
-        Destination::S3(l) => format!("s3://{}/{}", l.bucket, l.prefix.as_str()),
-        Destination::Local(p) => p.display().to_string(),
-    };
-    format!("lpdrop catalog sync {prefix} --glue-database {database}")
-}
-
-/// Registers a committed drop; never fails: a failure is a pending registration.
-pub async fn register_committed(
-    database: &str,
-    dest: &Destination,
-    s3: &S3Args,
-    manifest: &Manifest,
-    mapping: Option<&ColumnMapping>,
-) -> CatalogOutcome {
-    let Destination::S3(location) = dest else {
-        unreachable!("GlueArgs::check allows S3 destinations only")
-    };
-    let result = lpdrop_catalog::register_committed(
-        &s3.settings().s3,
-        database,
-        &location.bucket,
-        manifest,
-        mapping,
-    )
-    .await;
-    match result {
-        Ok(done) => {
-            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["registered"]);
-            CatalogOutcome::Registered {
-                database: database.to_string(),
-                done,
-            }
-        }
-        Err(e) => {
-            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["pending"]);
-            CatalogOutcome::Pending {
-                error: format!("{e:#}"),
-                retry: retry_command(dest, database),
-            }
-        }
-    }
-}
-
 /// The catalog lines of a one-shot command's summary; a pending registration is a warning on
 /// stderr too, and the command still exits 0: the drop is committed.
-pub fn print_outcome(outcome: &CatalogOutcome) {
+pub fn print_outcome(database: &str, outcome: &Outcome) {
     match outcome {
-        CatalogOutcome::Registered { database, done } => outln!(
+        Outcome::Registered(done) => outln!(
             "  catalog       registered in Glue database {database}: {} partitions added, {} already there{}{}",
             done.partitions_created,
             done.partitions_existing,
@@ -118,7 +58,7 @@ pub fn print_outcome(outcome: &CatalogOutcome) {
                 format!(", columns added: {}", done.columns_added.join(", "))
             },
         ),
-        CatalogOutcome::Pending { error, retry } => {
+        Outcome::Pending { error, retry } => {
             outln!("  catalog       registration pending (the drop is committed): {error}");
             outln!("                complete it with: {retry}");
             tracing::warn!(

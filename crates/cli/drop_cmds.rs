@@ -15,7 +15,7 @@ use lpdrop_pipeline::{
 };
 use lpdrop_tables::Source;
 
-use crate::catalog_cmd::{CatalogOutcome, GlueArgs, print_outcome, register_committed};
+use crate::catalog_cmd::{GlueArgs, print_outcome};
 use crate::out::outln;
 use crate::progress::TerminalProgress;
 use crate::s3_args::S3Args;
@@ -23,7 +23,8 @@ use crate::s3_args::S3Args;
 /// A committed drop, and how its catalog registration went (with `--glue-database`).
 pub struct Published {
     pub report: DropReport,
-    pub catalog: Option<CatalogOutcome>,
+    /// The Glue database and how the registration went.
+    pub catalog: Option<(String, lpdrop_catalog::Outcome)>,
 }
 
 /// Where a drop goes: the destination, its store settings, and the catalog to register it in.
@@ -61,7 +62,17 @@ async fn publish<S: RecordSource>(
     .await?;
     let catalog = match database {
         Some(db) => {
-            Some(register_committed(db, dest, s3, &report.drop.manifest, mapping.as_deref()).await)
+            let manifest = &report.drop.manifest;
+            let settings = s3.settings().s3;
+            let outcome = lpdrop_catalog::register_or_pending(
+                &settings,
+                db,
+                dest,
+                manifest,
+                mapping.as_deref(),
+            )
+            .await;
+            Some((db.to_string(), outcome))
         }
         None => None,
     };
@@ -285,7 +296,7 @@ pub fn print_summary(published: &Published) {
     for t in &m.tables {
         outln!("    {:<28} {:>9} rows", t.name, t.rows);
     }
-    if let Some(outcome) = &published.catalog {
-        print_outcome(outcome);
+    if let Some((database, outcome)) = &published.catalog {
+        print_outcome(database, outcome);
     }
 }

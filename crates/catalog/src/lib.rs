@@ -622,6 +622,60 @@ pub async fn sync(
     Ok(report)
 }
 
+/// How the registration of one committed drop went. Registration never decides whether data is
+/// safe: the drop is committed either way.
+pub enum Outcome {
+    Registered(Registered),
+    /// The drop is committed; its registration is not. `retry` is the command that completes it.
+    Pending {
+        error: String,
+        retry: String,
+    },
+}
+
+/// The command that completes pending registrations of drops under `dest`.
+pub fn retry_command(dest: &lpdrop_drop::Destination, database: &str) -> String {
+    let prefix = match dest {
+        lpdrop_drop::Destination::S3(l) if l.prefix.as_str().is_empty() => {
+            format!("s3://{}", l.bucket)
+        }
+        lpdrop_drop::Destination::S3(l) => format!("s3://{}/{}", l.bucket, l.prefix.as_str()),
+        lpdrop_drop::Destination::Local(p) => p.display().to_string(),
+    };
+    format!("lpdrop catalog sync {prefix} --glue-database {database}")
+}
+
+/// Registers a committed drop at `dest` (an S3 destination) and counts the outcome in the
+/// metrics; a failure is a pending registration, never an error: every front end (one-shot
+/// commands, the worker) treats it the same way.
+pub async fn register_or_pending(
+    settings: &lpdrop_drop::S3Settings,
+    database: &str,
+    dest: &lpdrop_drop::Destination,
+    manifest: &lpdrop_drop::Manifest,
+    mapping: Option<&lpdrop_tables::ColumnMapping>,
+) -> Outcome {
+    let lpdrop_drop::Destination::S3(location) = dest else {
+        return Outcome::Pending {
+            error: "the Glue catalog registers drops on S3 only".into(),
+            retry: retry_command(dest, database),
+        };
+    };
+    match register_committed(settings, database, &location.bucket, manifest, mapping).await {
+        Ok(done) => {
+            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["registered"]);
+            Outcome::Registered(done)
+        }
+        Err(e) => {
+            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["pending"]);
+            Outcome::Pending {
+                error: format!("{e:#}"),
+                retry: retry_command(dest, database),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

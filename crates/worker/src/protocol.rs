@@ -196,37 +196,31 @@ async fn register(
     dest: &Destination,
     manifest: &Manifest,
 ) {
-    let (Some(database), Destination::S3(location)) = (&settings.glue_database, dest) else {
+    let (Some(database), Destination::S3(_)) = (&settings.glue_database, dest) else {
         return;
     };
-    let result = lpdrop_catalog::register_committed(
+    let outcome = lpdrop_catalog::register_or_pending(
         &settings.store.s3,
         database,
-        &location.bucket,
+        dest,
         manifest,
         settings.output.column_mapping.as_deref(),
     )
     .await;
-    let pending = match result {
-        Ok(done) => {
-            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["registered"]);
+    let pending = match outcome {
+        lpdrop_catalog::Outcome::Registered(done) => {
             tracing::info!(
                 "job {job_id}: drop registered in Glue database {database} ({} partitions added)",
                 done.partitions_created
             );
             None
         }
-        Err(e) => {
-            lpdrop_metrics::CATALOG_REGISTRATIONS.inc(&["pending"]);
-            let why = format!("{e:#}");
+        lpdrop_catalog::Outcome::Pending { error, retry } => {
             tracing::warn!(
                 "job {job_id}: the drop is committed, but its Glue catalog registration is \
-                 pending: {why}; complete it with: lpdrop catalog sync s3://{}/{} \
-                 --glue-database {database}",
-                location.bucket,
-                location.prefix.as_str()
+                 pending: {error}; complete it with: {retry}"
             );
-            Some(why)
+            Some(error)
         }
     };
     if let Err(e) = queue.set_catalog_pending(job_id, pending.as_deref()).await {
