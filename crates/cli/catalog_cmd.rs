@@ -96,23 +96,6 @@ pub enum CatalogCommand {
     },
 }
 
-/// The job queue, when there is one to tell: Postgres, or a SQLite file that exists (a
-/// `catalog sync` run where no worker ever ran creates none).
-async fn existing_queue(url: &str) -> Option<lpdrop_jobs::Queue> {
-    let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    let path = url.strip_prefix("sqlite://").unwrap_or(url);
-    if !is_pg && !std::path::Path::new(path).is_file() {
-        return None;
-    }
-    match lpdrop_jobs::Queue::open(url).await {
-        Ok(q) => Some(q),
-        Err(e) => {
-            tracing::warn!("cannot open the job queue to clear pending registrations: {e}");
-            None
-        }
-    }
-}
-
 pub async fn run(
     queue_url: &str,
     command: CatalogCommand,
@@ -164,7 +147,18 @@ pub async fn run(
         report.uncommitted.len(),
         report.failed.len()
     );
-    if !dry_run && let Some(queue) = existing_queue(queue_url).await {
+    // A dry run changes nothing, not even a queue's schema version: it opens no queue.
+    let queue = if dry_run {
+        None
+    } else {
+        lpdrop_jobs::Queue::open_existing(queue_url)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot open the job queue to clear pending registrations: {e}");
+                None
+            })
+    };
+    if let Some(queue) = queue {
         // Jobs whose registration was pending and whose drop is now registered: done.
         let roots: Vec<String> = report
             .registered

@@ -394,18 +394,30 @@ impl Queue {
         }
         if url.contains("://") && !url.starts_with("sqlite://") {
             return Err(QueueError::BadUrl {
-                url: url.to_string(),
+                url: lpdrop_settings::redact_url(url),
                 message: "use a SQLite file path or postgres://...".into(),
             });
         }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if path.is_empty() {
             return Err(QueueError::BadUrl {
-                url: url.to_string(),
+                url: lpdrop_settings::redact_url(url),
                 message: "the SQLite path is empty".into(),
             });
         }
         Ok(Queue::Sqlite(SqliteQueue::open(path).await?))
+    }
+
+    /// The queue at `url` when one exists already: Postgres, or a SQLite file that is there
+    /// (`Queue::open` would create a missing one). For commands that only update jobs a queue
+    /// may hold, and must not leave an empty queue file behind.
+    pub async fn open_existing(url: &str) -> Result<Option<Queue>> {
+        let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if !is_pg && !std::path::Path::new(path).is_file() {
+            return Ok(None);
+        }
+        Queue::open(url).await.map(Some)
     }
 
     pub fn backend(&self) -> &'static str {
@@ -679,6 +691,20 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unusable_queue_url_is_named_without_its_password() {
+        let Err(e) = Queue::open("mysql://u:hunter2@db.example.com/q?password=hunter3").await
+        else {
+            panic!("mysql:// is not a queue");
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("db.example.com"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
