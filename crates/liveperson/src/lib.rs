@@ -11,6 +11,7 @@
 //! - [`account_records`]: users (agents), skills and agent groups.
 //! - [`page`]: page envelopes, and decoding each record on its own so that a bad one can be
 //!   quarantined without losing its page.
+//! - [`webhook`]: the Connector API webhooks: signatures and notification bodies.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,6 +38,7 @@ pub mod oauth1;
 pub mod page;
 pub mod records;
 pub mod sde;
+pub mod webhook;
 pub mod window;
 
 pub use auth::Auth;
