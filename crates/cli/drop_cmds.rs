@@ -104,6 +104,7 @@ pub async fn sync(
             let source = Search::new(client, tables, window, filters);
             publish(source, to, output).await
         }
+        Source::Webhooks => anyhow::bail!("webhooks are received by `lpdrop listen`, not synced"),
     }
 }
 

@@ -188,7 +188,7 @@ impl DropToRegister {
 
 /// The source of a manifest's `source.api`.
 fn source_of_api(api: &str) -> Option<Source> {
-    [Source::Messaging, Source::Chat, Source::Dimensions]
+    Source::ALL
         .into_iter()
         .find(|s| lpdrop_pipeline::api_name(*s) == api)
 }
@@ -690,7 +690,7 @@ mod tests {
 
     #[test]
     fn every_source_api_is_known() {
-        for s in [Source::Messaging, Source::Chat, Source::Dimensions] {
+        for s in Source::ALL {
             assert_eq!(source_of_api(lpdrop_pipeline::api_name(s)), Some(s));
         }
     }

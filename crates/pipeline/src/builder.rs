@@ -12,13 +12,16 @@ use lpdrop_liveperson::page::{
     Refused, decode_agent_group, decode_chat_record, decode_record, decode_repaired, decode_skill,
     decode_user, parse_chat_page, parse_entity_list, parse_page, parse_repairing,
 };
+use lpdrop_liveperson::webhook::notification::Change;
 use lpdrop_liveperson::{AccountEntity, Conversation, Window};
 use lpdrop_tables::mapping::{AddedColumns, AddedValues, TableMapping};
+use lpdrop_tables::webhooks::{Appended, Received, RowKey};
 use lpdrop_tables::{
     ChatTables, ColumnMapping, DimensionTables, Lineage, MessagingTables, QuarantinedRecord,
-    Source, TableBuffer,
+    Source, TableBuffer, WebhookTables,
 };
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::dedup::Dedup;
 
@@ -121,6 +124,7 @@ enum Tables {
     Messaging(MessagingTables),
     Chat(ChatTables),
     Dimensions(DimensionTables),
+    Webhooks(WebhookTables),
 }
 
 impl Tables {
@@ -129,6 +133,7 @@ impl Tables {
             Source::Messaging => Tables::Messaging(MessagingTables::new()),
             Source::Chat => Tables::Chat(ChatTables::new()),
             Source::Dimensions => Tables::Dimensions(DimensionTables::new()),
+            Source::Webhooks => Tables::Webhooks(WebhookTables::new()),
         }
     }
 
@@ -137,6 +142,7 @@ impl Tables {
             Tables::Messaging(t) => t.buffers_mut(),
             Tables::Chat(t) => t.buffers_mut(),
             Tables::Dimensions(t) => t.buffers_mut(),
+            Tables::Webhooks(t) => t.buffers_mut(),
         }
     }
 }
@@ -236,6 +242,12 @@ impl DropBuilder {
         Self::with_dedup(writer, lineage, source, Dedup::per_window())
     }
 
+    /// For `lpdrop listen`: a drop of webhook notifications (what is a repeat there is the
+    /// listener's to say: see [`DropBuilder::webhook_notification`]).
+    pub fn for_webhooks(writer: DropWriter, lineage: Lineage) -> Self {
+        Self::with_dedup(writer, lineage, Source::Webhooks, Dedup::global())
+    }
+
     /// For `convert`: de-duplicates across every page, and encodes parquet on a thread of its
     /// own (batches reach it through a bounded channel).
     pub fn for_saved_pages(writer: DropWriter, lineage: Lineage, source: Source) -> Self {
@@ -310,6 +322,9 @@ impl DropBuilder {
             Tables::Chat(_) => self.chat_page(body, window, origin),
             Tables::Dimensions(_) => {
                 anyhow::bail!("{origin}: a dimension drop takes entity lists, not search pages")
+            }
+            Tables::Webhooks(_) => {
+                anyhow::bail!("{origin}: a webhook drop takes notifications, not search pages")
             }
         }
     }
@@ -488,6 +503,78 @@ impl DropBuilder {
             }
         }
         self.flush(false)
+    }
+
+    /// One notification received by webhook, `body` as received at `received_ms` (the
+    /// listener's entry into the builder). Rows whose key `is_new` accepts are appended (it is
+    /// asked once per row, and remembers what it accepted); a body that is not a notification
+    /// LivePerson documents, and each change that cannot be read, go to quarantine under
+    /// `origin`, whole.
+    pub fn webhook_notification(
+        &mut self,
+        received_ms: i64,
+        body: &[u8],
+        origin: &str,
+        is_new: &mut dyn FnMut(RowKey) -> bool,
+    ) -> Result<Appended> {
+        let Tables::Webhooks(_) = self.tables else {
+            anyhow::bail!("{origin}: only a webhook drop takes notifications");
+        };
+        self.stats.records += 1;
+        self.stats.input_bytes += body.len() as u64;
+        let notification = match lpdrop_liveperson::webhook::notification::decode(body) {
+            Ok(n) => n,
+            Err(reason) => {
+                let unreadable = Refused {
+                    reason,
+                    record: body.to_vec(),
+                };
+                self.quarantine(unreadable, origin.to_string())?;
+                return Ok(Appended::default());
+            }
+        };
+        let sha = hex::encode(Sha256::digest(body));
+        let received = Received {
+            at_ms: received_ms,
+            body_sha256: &sha,
+        };
+        let Tables::Webhooks(tables) = &mut self.tables else {
+            unreachable!("checked above");
+        };
+        let appended = tables.append(&received, &notification, is_new);
+        self.stats.duplicates += appended.repeated;
+        let mut unreadable = Vec::new();
+        for (i, (change, raw)) in notification.changes.iter().enumerate() {
+            if let Some(Change::Messaging(m)) = change.as_ref().ok() {
+                self.count_conversation(&m.conversation_id);
+            } else if let Some(Change::Conversation(c)) = change.as_ref().ok() {
+                self.count_conversation(&c.conversation_id);
+            } else if let Err(reason) = change {
+                let record = raw.get().as_bytes().to_vec();
+                unreadable.push((
+                    Refused {
+                        reason: reason.clone(),
+                        record,
+                    },
+                    i,
+                ));
+            }
+        }
+        for (refused, i) in unreadable {
+            self.quarantine(refused, format!("{origin} change {i}"))?;
+        }
+        if appended.rows() > 0 {
+            self.saw_start(received_ms);
+        }
+        self.flush(false)?;
+        Ok(appended)
+    }
+
+    /// Counts a conversation once per drop (the manifest's `source.conversations`).
+    fn count_conversation(&mut self, id: &str) {
+        if self.dedup.first_sighting(None, id) {
+            self.stats.conversations += 1;
+        }
     }
 
     /// Hands buffered rows to the writer: full buffers, then the largest others while all

@@ -160,6 +160,7 @@ pub fn api_name(source: Source) -> &'static str {
         Source::Messaging => "messaging_interactions",
         Source::Chat => "engagement_history",
         Source::Dimensions => "account_configuration",
+        Source::Webhooks => "webhooks",
     }
 }
 
@@ -170,5 +171,7 @@ pub fn time_basis(source: Source) -> &'static str {
         Source::Chat => "chat_start",
         // A snapshot taken at extraction: the window names the job, not the records.
         Source::Dimensions => "extraction",
+        // When lpdrop received (and acknowledged) each notification.
+        Source::Webhooks => "received",
     }
 }

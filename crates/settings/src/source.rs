@@ -16,10 +16,21 @@ pub enum Source {
     Chat,
     /// Account configuration (`accountConfigReadOnly`): agents, skills, agent groups.
     Dimensions,
+    /// Connector API webhooks received by `lpdrop listen`: not a batch API, so no flag or job
+    /// names it (see [`Source::BATCH`]).
+    Webhooks,
 }
 
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Messaging, Source::Chat, Source::Dimensions];
+    /// Every source: what the tables, schema files and DDL cover.
+    pub const ALL: [Source; 4] = [
+        Source::Messaging,
+        Source::Chat,
+        Source::Dimensions,
+        Source::Webhooks,
+    ];
+    /// The sources a `sync`, a job or a schedule reads through the batch APIs.
+    pub const BATCH: [Source; 3] = [Source::Messaging, Source::Chat, Source::Dimensions];
 
     /// The name in the `--source` flag, the queue, schema files and logs.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +38,7 @@ impl Source {
             Source::Messaging => "messaging",
             Source::Chat => "chat",
             Source::Dimensions => "dimensions",
+            Source::Webhooks => "webhooks",
         }
     }
 }
@@ -37,7 +49,9 @@ impl FromStr for Source {
         Source::ALL
             .into_iter()
             .find(|source| source.as_str() == s)
-            .ok_or_else(|| format!("unknown source {s:?}: use messaging, chat or dimensions"))
+            .ok_or_else(|| {
+                format!("unknown source {s:?}: use messaging, chat, dimensions or webhooks")
+            })
     }
 }
 
@@ -50,7 +64,8 @@ impl fmt::Display for Source {
 #[cfg(feature = "clap")]
 impl clap::ValueEnum for Source {
     fn value_variants<'a>() -> &'a [Self] {
-        &Source::ALL
+        // `--source` picks a batch API; webhooks arrive through `lpdrop listen` instead.
+        &Source::BATCH
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
@@ -58,6 +73,7 @@ impl clap::ValueEnum for Source {
             Source::Messaging => "Messaging Interactions: conversations",
             Source::Chat => "Engagement History: legacy chats",
             Source::Dimensions => "account configuration: agents, skills, agent groups",
+            Source::Webhooks => "Connector API webhooks (lpdrop listen)",
         };
         Some(clap::builder::PossibleValue::new(self.as_str()).help(help))
     }

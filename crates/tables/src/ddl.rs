@@ -203,7 +203,7 @@ fn comment(text: &str) -> String {
     text.replace('\'', "\u{2019}")
 }
 
-const SOURCES: [Source; 3] = [Source::Messaging, Source::Chat, Source::Dimensions];
+const SOURCES: [Source; 4] = Source::ALL;
 
 fn source_banner(out: &mut String, source: Source, note: &str) {
     out.push_str(&format!(
@@ -360,7 +360,10 @@ fn athena(mapping: Option<&ColumnMapping>) -> String {
                 partitions = list(&t.partition_keys, ", "),
             ));
         }
-        for t in mapped(mapping, source) {
+        for t in mapped(mapping, source)
+            .into_iter()
+            .filter(|t| t.has_latest_view())
+        {
             out.push('\n');
             out.push_str(&latest_view(t, "CREATE OR REPLACE VIEW", &name));
         }
@@ -419,7 +422,10 @@ fn spark(mapping: Option<&ColumnMapping>) -> String {
                 list = column_list(t, ""),
             ));
         }
-        for t in mapped(mapping, source) {
+        for t in mapped(mapping, source)
+            .into_iter()
+            .filter(|t| t.has_latest_view())
+        {
             out.push('\n');
             out.push_str(&latest_view(t, "CREATE OR REPLACE VIEW", &name));
         }
@@ -460,7 +466,10 @@ fn duckdb(mapping: Option<&ColumnMapping>) -> String {
                 empty = empty.join(", "),
             ));
         }
-        for t in mapped(mapping, source) {
+        for t in mapped(mapping, source)
+            .into_iter()
+            .filter(|t| t.has_latest_view())
+        {
             out.push('\n');
             out.push_str(&latest_view(t, "CREATE OR REPLACE VIEW", &name));
         }
@@ -594,9 +603,19 @@ mod tests {
                 "duckdb glob {}",
                 t.name
             );
-            assert!(athena.contains(&format!("VIEW lpdrop.{}_latest AS", t.name)));
-            assert!(spark.contains(&format!("VIEW lpdrop.{}_latest AS", t.name)));
-            assert!(duckdb.contains(&format!("VIEW {}_latest AS", t.name)));
+            let latest = t.has_latest_view();
+            assert_eq!(
+                athena.contains(&format!("VIEW lpdrop.{}_latest AS", t.name)),
+                latest
+            );
+            assert_eq!(
+                spark.contains(&format!("VIEW lpdrop.{}_latest AS", t.name)),
+                latest
+            );
+            assert_eq!(
+                duckdb.contains(&format!("VIEW {}_latest AS", t.name)),
+                latest
+            );
         }
         // Only committed drops: the marker filter in Spark and DuckDB.
         assert_eq!(

@@ -10,9 +10,10 @@
 //! - [`buffer`]: typed row buffers turned into `RecordBatch`es with lineage columns.
 //! - [`quarantine`]: records that could not be read, kept whole with the reason.
 //! - [`mapping`]: a user's column mapping: columns added by path, renamed or dropped.
+//! - [`webhooks`]: Connector API webhook notifications (`lpdrop listen`) and their row keys.
 //!
-//! A drop holds the tables of one source: [`MESSAGING_TABLES`], [`CHAT_TABLES`] or
-//! [`DIMENSION_TABLES`]; [`all_tables`] is every table of every source.
+//! A drop holds the tables of one source: [`MESSAGING_TABLES`], [`CHAT_TABLES`],
+//! [`DIMENSION_TABLES`] or [`WEBHOOK_TABLES`]; [`all_tables`] is every table of every source.
 //!
 //! ```
 //! use lpdrop_tables::{Lineage, MessagingTables};
@@ -39,6 +40,7 @@ pub mod quarantine;
 pub mod richtext;
 pub mod schema;
 pub mod sde;
+pub mod webhooks;
 
 use std::sync::LazyLock;
 
@@ -49,17 +51,19 @@ pub use mapping::{ColumnMapping, MappingSummary};
 pub use messaging::{MESSAGING_TABLES, MessagingTables};
 pub use quarantine::QuarantinedRecord;
 pub use schema::{Column, ColumnType, LINEAGE, SCHEMA_VERSION, Source, TableDef};
+pub use webhooks::{WEBHOOK_TABLES, WebhookTables};
 
 static ALL_TABLES: LazyLock<Vec<&'static TableDef>> = LazyLock::new(|| {
     MESSAGING_TABLES
         .iter()
         .chain(CHAT_TABLES.iter())
         .chain(DIMENSION_TABLES.iter())
+        .chain(WEBHOOK_TABLES.iter())
         .copied()
         .collect()
 });
 
-/// Every table lpdrop writes: messaging, then chat, then dimension tables, each list in drop
+/// Every table lpdrop writes: messaging, chat, dimension, then webhook tables, each list in drop
 /// and manifest order. A drop writes only its source's list.
 pub fn all_tables() -> &'static [&'static TableDef] {
     &ALL_TABLES
@@ -71,5 +75,6 @@ pub fn tables_of(source: Source) -> &'static [&'static TableDef] {
         Source::Messaging => &MESSAGING_TABLES,
         Source::Chat => &CHAT_TABLES,
         Source::Dimensions => &DIMENSION_TABLES,
+        Source::Webhooks => &WEBHOOK_TABLES,
     }
 }

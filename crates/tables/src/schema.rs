@@ -110,6 +110,13 @@ pub const LINEAGE: &[Column] = &[
 ];
 
 impl TableDef {
+    /// True for tables of entity snapshots, where a later drop supersedes an earlier one and a
+    /// `*_latest` view picks the newest. Webhook tables hold events, each in one drop only:
+    /// every row is current, so they have no such view.
+    pub fn has_latest_view(&self) -> bool {
+        self.source != Source::Webhooks
+    }
+
     /// Data columns followed by lineage columns: the order of every file's columns.
     pub fn all_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().chain(LINEAGE.iter())
@@ -181,7 +188,7 @@ pub fn data_dictionary(tables: &[&TableDef]) -> String {
          `extracted_at`; the Athena, Spark and DuckDB DDL (`lpdrop schema --format \
          athena|spark|duckdb`) define `*_latest` views that apply this rule.\n"
     );
-    for source in [Source::Messaging, Source::Chat, Source::Dimensions] {
+    for source in Source::ALL {
         let in_source: Vec<&&TableDef> = tables.iter().filter(|t| t.source == source).collect();
         if in_source.is_empty() {
             continue;

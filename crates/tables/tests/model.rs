@@ -12,7 +12,7 @@ use lpdrop_liveperson::page::{
 use lpdrop_tables::schema::data_dictionary;
 use lpdrop_tables::{
     CHAT_TABLES, ChatTables, DIMENSION_TABLES, DimensionTables, Lineage, MESSAGING_TABLES,
-    MessagingTables, Source, all_tables, tables_of,
+    MessagingTables, Source, WEBHOOK_TABLES, all_tables, tables_of,
 };
 use serde_json::value::RawValue;
 
@@ -296,6 +296,8 @@ fn rows_are_keyed_by_their_entity_and_an_ordinal() {
             Source::Messaging => "conversation_id",
             Source::Chat => "engagement_id",
             Source::Dimensions => t.entity_key,
+            // Event tables: each row is its own entity (checked below).
+            Source::Webhooks => t.entity_key,
         };
         assert_eq!(t.entity_key, expected_key, "{}", t.name);
         assert_eq!(t.columns[0].name, t.entity_key, "{} key first", t.name);
@@ -317,7 +319,12 @@ fn rows_are_keyed_by_their_entity_and_an_ordinal() {
             "{}: key type as in {}",
             t.name, root.name
         );
-        if t.name == t.root {
+        if t.source == Source::Webhooks {
+            // Events, not snapshots: every table is its own root, its grain the event's
+            // identity, and no drop supersedes another (no latest view).
+            assert_eq!(t.root, t.name, "{}", t.name);
+            assert!(!t.has_latest_view(), "{}", t.name);
+        } else if t.name == t.root {
             assert_eq!(t.grain, &[t.entity_key], "{}: one row per entity", t.name);
         } else {
             assert!(
@@ -334,11 +341,12 @@ fn rows_are_keyed_by_their_entity_and_an_ordinal() {
         .iter()
         .chain(CHAT_TABLES.iter())
         .chain(DIMENSION_TABLES.iter())
+        .chain(WEBHOOK_TABLES.iter())
         .map(|t| t.name)
         .collect();
     let all: Vec<&str> = all_tables().iter().map(|t| t.name).collect();
     assert_eq!(all, concatenated);
-    for source in [Source::Messaging, Source::Chat, Source::Dimensions] {
+    for source in Source::ALL {
         assert!(tables_of(source).iter().all(|t| t.source == source));
     }
     // Tables of the first version keep their place: drops and manifests list them first.

@@ -302,6 +302,9 @@ async fn run_job_drop(
             };
             run_drop(source, plan, store, fence, progress).await
         }
+        (None, Source::Webhooks) => {
+            anyhow::bail!("webhooks are received by `lpdrop listen`; a job cannot fetch them")
+        }
         (None, Source::Messaging | Source::Chat) => {
             let source = Search::new(client, tables, window, filters);
             run_drop(source, plan, store, fence, progress).await

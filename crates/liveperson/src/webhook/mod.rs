@@ -6,6 +6,7 @@
 //! The protocol's facts (delivery, retries, headers, payload shapes) are summarised in
 //! ARCHITECTURE.md §9 of this repository.
 
+pub mod notification;
 pub mod signature;
 
 /// The header naming the account (brand) a notification belongs to.
