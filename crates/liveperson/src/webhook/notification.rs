@@ -446,7 +446,7 @@ mod tests {
     fn a_bad_change_does_not_spoil_its_neighbours() {
         let body = br#"{"type":"ms.MessagingEventNotification","kind":"notification","body":{"changes":[
             {"event":{"type":"ContentEvent","message":"no sequence"},"dialogId":"d"},
-            {"sequence":"7","event":{"type":"AcceptStatusEvent","status":"READ","sequenceList":[1,"2"]},"dialogId":"d","conversationId":"c"}]}}"#;
+            {"sequence":"7","originatorId":"a","event":{"type":"AcceptStatusEvent","status":"READ","sequenceList":[1,"2"]},"dialogId":"d","conversationId":"c"}]}}"#;
         let n = decode(body).unwrap();
         assert!(n.changes[0].0.as_ref().unwrap_err().contains("no sequence"));
         let Change::Messaging(m) = n.changes[1].0.clone().unwrap() else {
