@@ -8,6 +8,7 @@ mod config;
 mod config_cmd;
 mod drop_cmds;
 mod jobs_cmd;
+mod listen;
 mod logging;
 mod out;
 mod parquet_args;
@@ -180,6 +181,12 @@ enum Command {
     ///
     /// Example: lpdrop worker --concurrency 4 --once
     Worker(Box<worker::WorkerArgs>),
+    /// Receive LivePerson Connector API webhooks and publish them as drops within minutes:
+    /// every accepted notification is durable in the spool before it is acknowledged, and
+    /// each message, status and conversation change lands in exactly one drop.
+    ///
+    /// Example: lpdrop listen --addr 0.0.0.0:8443 --out s3://bucket/webhooks
+    Listen(Box<listen::ListenArgs>),
     /// Enqueue the next windows after the watermark of an account and source, up to
     /// now - delay. Run it every few minutes from cron or a Kubernetes CronJob.
     ///
@@ -552,6 +559,7 @@ async fn run(
         }
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
         Command::Worker(args) => worker::run(&cli.queue, *args, output).await,
+        Command::Listen(args) => listen::run(*args, output).await,
         Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
         Command::Demo {
             out,

@@ -128,6 +128,44 @@ pub static CATALOG_PENDING: Gauge = Gauge::new(
     &[],
 );
 
+/// Buckets for acknowledging a webhook: 1 ms to 5 s (LivePerson gives up at 5 s, and
+/// disables endpoints slower than 2.5 s).
+pub const ACK_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Webhook notifications answered by `lpdrop listen`, by outcome.
+pub static WEBHOOK_NOTIFICATIONS: Counter = Counter::new(
+    "lpdrop_webhook_notifications_total",
+    "Webhook notifications answered by lpdrop listen, by outcome: accepted, quarantined (signed but not a documented notification; kept), or the reason it was refused (signature_missing, signature_malformed, signature_mismatch, other_account, other_client, too_large, body_unreadable, spool_unavailable, shutting_down).",
+    &["outcome"],
+);
+/// Events (changes) of accepted notifications, by type.
+pub static WEBHOOK_EVENTS: Counter = Counter::new(
+    "lpdrop_webhook_events_total",
+    "Events (changes) in the webhook notifications lpdrop listen accepted, by type (ContentEvent, RichContentEvent, AcceptStatusEvent, ChatStateEvent, ExConversationChange, unreadable).",
+    &["type"],
+);
+/// Time from a webhook request's arrival to its answer.
+pub static WEBHOOK_ACK_DURATION: Histogram = Histogram::new(
+    "lpdrop_webhook_ack_duration_seconds",
+    "Time lpdrop listen took to answer a webhook request (a 200 waits until the notification is durable in the spool).",
+    &[],
+    ACK_BUCKETS,
+);
+/// Notifications acknowledged and not yet in a committed drop.
+pub static WEBHOOK_SPOOL_DEPTH: Gauge = Gauge::new(
+    "lpdrop_webhook_spool_depth",
+    "Notifications acknowledged by lpdrop listen and not yet published in a committed drop.",
+    &[],
+);
+/// Drops published by `lpdrop listen`, by outcome.
+pub static WEBHOOK_DROPS: Counter = Counter::new(
+    "lpdrop_webhook_drops_total",
+    "Spool rolls of lpdrop listen, by outcome: committed (a drop), empty (only redeliveries: no drop), failed (tried again).",
+    &["outcome"],
+);
+
 /// Every metric above, so that [`describe_all`] can list each from the first scrape.
 pub fn all() -> Vec<&'static Desc> {
     vec![
@@ -145,6 +183,11 @@ pub fn all() -> Vec<&'static Desc> {
         &JOB_DURATION.0,
         &CATALOG_REGISTRATIONS.0,
         &CATALOG_PENDING.0,
+        &WEBHOOK_NOTIFICATIONS.0,
+        &WEBHOOK_EVENTS.0,
+        &WEBHOOK_ACK_DURATION.0,
+        &WEBHOOK_SPOOL_DEPTH.0,
+        &WEBHOOK_DROPS.0,
     ]
 }
 

@@ -234,6 +234,8 @@ pub struct DropBuilder {
     /// Only the open ones are kept (a few percent), so this stays small.
     pub open_conversation_ids: Vec<String>,
     pub stats: BuildStats,
+    /// Rows appended to any table (webhook drops; the others count records in `stats`).
+    rows_written: u64,
 }
 
 impl DropBuilder {
@@ -269,6 +271,7 @@ impl DropBuilder {
             start_range: None,
             open_conversation_ids: Vec::new(),
             stats: BuildStats::default(),
+            rows_written: 0,
         }
     }
 
@@ -522,18 +525,23 @@ impl DropBuilder {
         };
         self.stats.records += 1;
         self.stats.input_bytes += body.len() as u64;
+        let sha = hex::encode(Sha256::digest(body));
         let notification = match lpdrop_liveperson::webhook::notification::decode(body) {
             Ok(n) => n,
             Err(reason) => {
-                let unreadable = Refused {
-                    reason,
-                    record: body.to_vec(),
-                };
-                self.quarantine(unreadable, origin.to_string())?;
+                // Kept once, however often it is redelivered.
+                if is_new(RowKey::quarantined(&sha)) {
+                    let unreadable = Refused {
+                        reason,
+                        record: body.to_vec(),
+                    };
+                    self.quarantine(unreadable, origin.to_string())?;
+                } else {
+                    self.stats.duplicates += 1;
+                }
                 return Ok(Appended::default());
             }
         };
-        let sha = hex::encode(Sha256::digest(body));
         let received = Received {
             at_ms: received_ms,
             body_sha256: &sha,
@@ -543,13 +551,17 @@ impl DropBuilder {
         };
         let appended = tables.append(&received, &notification, is_new);
         self.stats.duplicates += appended.repeated;
+        self.rows_written += appended.rows();
         let mut unreadable = Vec::new();
         for (i, (change, raw)) in notification.changes.iter().enumerate() {
-            if let Some(Change::Messaging(m)) = change.as_ref().ok() {
+            // A conversation counts when the notification brought something new about it.
+            let new = appended.rows() > 0;
+            if let Some(Change::Messaging(m)) = change.as_ref().ok().filter(|_| new) {
                 self.count_conversation(&m.conversation_id);
-            } else if let Some(Change::Conversation(c)) = change.as_ref().ok() {
+            } else if let Some(Change::Conversation(c)) = change.as_ref().ok().filter(|_| new) {
                 self.count_conversation(&c.conversation_id);
-            } else if let Err(reason) = change {
+            } else if let (Err(reason), true) = (change, appended.events > 0) {
+                // Quarantined with its notification's first delivery only.
                 let record = raw.get().as_bytes().to_vec();
                 unreadable.push((
                     Refused {
@@ -568,6 +580,13 @@ impl DropBuilder {
         }
         self.flush(false)?;
         Ok(appended)
+    }
+
+    /// True while nothing has been kept: no row in any table, nothing quarantined.
+    pub fn is_empty(&self) -> bool {
+        self.stats.quarantined == 0
+            && self.rows_written == 0
+            && self.stats.conversations + self.stats.entities == 0
     }
 
     /// Counts a conversation once per drop (the manifest's `source.conversations`).

@@ -22,7 +22,8 @@ pub mod sources;
 pub use builder::{BuildStats, DecodedPage, DropBuilder, decode_messaging_page};
 pub use progress::{Counts, NoProgress, Progress};
 pub use run::{
-    CommitFence, DropPlan, DropReport, OutputSettings, PlannedDrop, api_name, run_drop, time_basis,
+    CommitFence, DropPlan, DropReport, OutputSettings, PlannedDrop, api_name, run_drop,
+    run_drop_unless_empty, time_basis,
 };
 pub use saved_pages::SavedPages;
 pub use sources::{AccountConfig, ById, Fed, RecordSource, Search};

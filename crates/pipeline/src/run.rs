@@ -85,7 +85,25 @@ pub async fn run_drop<S: RecordSource>(
 ) -> Result<DropReport> {
     let span =
         tracing::info_span!("sync", source = api_name(source.tables()), window = %source.label());
-    run_in_span(source, plan, store, fence, progress)
+    let report = run_in_span(source, plan, store, fence, progress, false)
+        .instrument(span)
+        .await?;
+    Ok(report.expect("published even when empty"))
+}
+
+/// [`run_drop`] for a source that may bring nothing new (the webhook listener, whose spool
+/// may hold only redeliveries): with no row and nothing quarantined, nothing is committed
+/// and the answer is `None`.
+pub async fn run_drop_unless_empty<S: RecordSource>(
+    source: S,
+    plan: DropPlan,
+    store: Arc<dyn ObjectStore>,
+    fence: Option<CommitFence>,
+    progress: Arc<dyn Progress>,
+) -> Result<Option<DropReport>> {
+    let span =
+        tracing::info_span!("drop", source = api_name(source.tables()), window = %source.label());
+    run_in_span(source, plan, store, fence, progress, true)
         .instrument(span)
         .await
 }
@@ -96,7 +114,8 @@ async fn run_in_span<S: RecordSource>(
     store: Arc<dyn ObjectStore>,
     fence: Option<CommitFence>,
     progress: Arc<dyn Progress>,
-) -> Result<DropReport> {
+    skip_empty: bool,
+) -> Result<Option<DropReport>> {
     let started = Instant::now();
     let tables = source.tables();
     let layout = plan.drop.layout(plan.prefix);
@@ -113,6 +132,9 @@ async fn run_in_span<S: RecordSource>(
     }
     .with_column_mapping(plan.output.column_mapping.clone())?;
     let Fed { builder, source } = source.feed(builder, progress).await?;
+    if skip_empty && builder.is_empty() {
+        return Ok(None);
+    }
     let info = DropInfo {
         job: plan.job,
         source,
@@ -146,12 +168,12 @@ async fn run_in_span<S: RecordSource>(
         quarantined = built.stats.quarantined,
         "drop committed"
     );
-    Ok(DropReport {
+    Ok(Some(DropReport {
         drop: built.drop,
         stats: built.stats,
         open_conversation_ids: built.open_conversation_ids,
         elapsed: started.elapsed(),
-    })
+    }))
 }
 
 /// The manifest's `source.api` for each source.

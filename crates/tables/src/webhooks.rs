@@ -38,6 +38,13 @@ impl RowKey {
     }
 }
 
+impl RowKey {
+    /// The key of a body kept in quarantine (not a documented notification): by its bytes.
+    pub fn quarantined(body_sha256: &str) -> Self {
+        RowKey::of("quarantine", &[body_sha256.as_bytes()])
+    }
+}
+
 /// How a notification arrived: when, and the SHA-256 (hex) of its exact bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Received<'a> {

@@ -1,0 +1,409 @@
+//! `lpdrop listen`: LivePerson Connector API webhooks in, committed drops out, within minutes.
+//!
+//! ```text
+//!  POST ──► server.rs ──durable──► spool.rs ──sealed segments──► publish.rs ──► run_drop
+//!  (signature, account,   200      (segments,     every roll_every    (dedup by row key     (the
+//!   client, size)                   group commit)  or roll_events      in state.rs)          pipeline)
+//! ```
+//!
+//! LivePerson delivers at least once: it retries until it gets `200`/`201`, and may deliver
+//! an event again after it was acknowledged. The listener makes that exactly once: `200` is
+//! answered only once the notification is durable in the spool, and a row is published only
+//! if its key (the table's grain: a message's conversation, dialog and sequence...) was never
+//! published before, for as long as LivePerson may redeliver ([`state::SEEN_RETENTION_MS`]).
+//! A drop's keys are recorded right before its marker and released if it is not committed,
+//! so after a crash at any point the next start publishes each acknowledged event once.
+
+pub mod publish;
+mod server;
+pub mod spool;
+pub mod state;
+
+use std::fmt;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lpdrop_metrics::{WEBHOOK_DROPS, WEBHOOK_SPOOL_DEPTH};
+use lpdrop_pipeline::{DropReport, NoProgress};
+use tokio::sync::{mpsc, watch};
+
+pub use publish::Output;
+pub use server::MAX_BODY_BYTES;
+
+use crate::publish::{new_roll, planned, publish_roll};
+use crate::spool::{SealedSignal, SegmentDir, SpoolWriter};
+use crate::state::{Roll, State};
+
+/// The app installation's client secret. `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(Arc::from(secret.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How the listener runs.
+#[derive(Debug, Clone)]
+pub struct ListenSettings {
+    pub addr: SocketAddr,
+    pub account_id: String,
+    /// The app installation's client id (`X-LivePerson-Client-Id` must match when sent).
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub spool: PathBuf,
+    /// Publish what the spool holds at least this often.
+    pub roll_every: Duration,
+    /// ... and as soon as it holds this many notifications.
+    pub roll_events: u64,
+}
+
+/// A running listener.
+pub struct Listener {
+    addr: SocketAddr,
+    accepting: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    publisher: tokio::task::JoinHandle<()>,
+    spool: SpoolWriter,
+    /// Held for the listener's life: one listener per spool.
+    _lock: File,
+}
+
+/// What the publisher reports to the front end.
+pub enum Published {
+    /// A drop was committed.
+    Drop(Box<DropReport>),
+    /// A roll could not be published; it is tried again (the spool keeps everything).
+    Failed(String),
+}
+
+impl Listener {
+    /// Opens the spool (settling a roll a crash left in flight), binds `settings.addr`, and
+    /// starts receiving and publishing. Every committed drop is sent on `published`.
+    pub async fn start(
+        settings: ListenSettings,
+        output: Output,
+        filters: serde_json::Value,
+        published: mpsc::UnboundedSender<Published>,
+    ) -> Result<Listener> {
+        std::fs::create_dir_all(&settings.spool)
+            .with_context(|| format!("cannot create the spool {}", settings.spool.display()))?;
+        let lock = lock_spool(&settings.spool)?;
+        let segments = SegmentDir::open(&settings.spool).context("opening the spool")?;
+        let state = State::open(&settings.spool).context("opening the spool's state")?;
+        let after = segments
+            .list()?
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(state.last_rolled_segment()?);
+        let depth = Arc::new(AtomicU64::new(count_unpublished(&segments, &state)?));
+        WEBHOOK_SPOOL_DEPTH.set(&[], depth.load(Ordering::Relaxed) as f64);
+        let sealed = SealedSignal::default();
+        let spool = SpoolWriter::start(
+            segments.clone(),
+            after,
+            settings.roll_events,
+            sealed.clone(),
+            depth.clone(),
+        )
+        .context("starting the spool writer")?;
+        let listener = tokio::net::TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let addr = listener.local_addr()?;
+        let accepting = Arc::new(AtomicBool::new(true));
+        let (stop, stopped) = watch::channel(false);
+        let endpoint = server::Endpoint {
+            account_id: settings.account_id.clone(),
+            client_id: settings.client_id.clone(),
+            secret: settings.client_secret.clone(),
+            spool: spool.clone(),
+            accepting: accepting.clone(),
+        };
+        let mut server_stop = stopped.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, server::router(endpoint))
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        let publisher = Publisher {
+            account_id: settings.account_id,
+            segments,
+            state: Arc::new(Mutex::new(state)),
+            output,
+            filters,
+            spool: spool.clone(),
+            depth,
+            published,
+        };
+        let roll_every = settings.roll_every;
+        let publisher = tokio::spawn(async move {
+            publisher.run(roll_every, sealed, stopped).await;
+        });
+        Ok(Listener {
+            addr,
+            accepting,
+            stop,
+            server,
+            publisher,
+            spool,
+            _lock: lock,
+        })
+    }
+
+    /// The address bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Notifications acknowledged and not yet published.
+    pub fn spool_depth(&self) -> u64 {
+        self.spool.depth()
+    }
+
+    /// Stops accepting (new requests get 503, so LivePerson keeps them), waits for the
+    /// requests in flight, publishes everything spooled, and returns.
+    pub async fn shutdown(self) -> Result<()> {
+        self.accepting.store(false, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        self.server
+            .await
+            .context("the webhook server panicked")?
+            .context("the webhook server failed")?;
+        self.publisher.await.context("the publisher panicked")?;
+        Ok(())
+    }
+}
+
+/// One listener per spool: a second one would publish the same segments.
+fn lock_spool(spool: &Path) -> Result<File> {
+    let path = spool.join("lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another lpdrop listen is using the spool {}; give each listener its own --spool",
+            spool.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Notifications in segments no finished roll has taken.
+fn count_unpublished(segments: &SegmentDir, state: &State) -> Result<u64> {
+    let from = match state.unfinished_roll()? {
+        Some(roll) => roll.first_segment,
+        None => state.last_rolled_segment()? + 1,
+    };
+    let mut n = 0;
+    for segment in segments.list()?.into_iter().filter(|s| *s >= from) {
+        n += segments.read(segment)?.len() as u64;
+    }
+    Ok(n)
+}
+
+struct Publisher {
+    account_id: String,
+    segments: SegmentDir,
+    state: Arc<Mutex<State>>,
+    output: Output,
+    filters: serde_json::Value,
+    spool: SpoolWriter,
+    depth: Arc<AtomicU64>,
+    published: mpsc::UnboundedSender<Published>,
+}
+
+/// Wait after a failed roll before trying again (the store may be down for a while).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl Publisher {
+    async fn run(
+        self,
+        roll_every: Duration,
+        sealed: SealedSignal,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut next_roll = tokio::time::Instant::now() + roll_every;
+        let mut stopping = false;
+        loop {
+            // Whatever was sealed before (a crash, a restart) is published first.
+            let ok = self.publish_sealed().await;
+            if stopping {
+                if !ok {
+                    tracing::error!(
+                        "stopping with notifications still in the spool; the next start publishes them"
+                    );
+                }
+                return;
+            }
+            let wake = if ok {
+                next_roll
+            } else {
+                tokio::time::Instant::now() + RETRY_AFTER
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= next_roll {
+                        self.spool.seal().await;
+                        next_roll = tokio::time::Instant::now() + roll_every;
+                    }
+                }
+                _ = sealed.notified() => {}
+                _ = async { stop.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                    // The server has stopped taking notifications; everything spooled goes out.
+                    stopping = true;
+                    self.spool.seal().await;
+                }
+            }
+        }
+    }
+
+    /// Publishes every sealed segment; false when a roll failed (it is tried again).
+    async fn publish_sealed(&self) -> bool {
+        match self.try_publish_sealed().await {
+            Ok(()) => true,
+            Err(e) => {
+                WEBHOOK_DROPS.inc(&["failed"]);
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "publishing the spool failed; trying again"
+                );
+                let _ = self.published.send(Published::Failed(format!("{e:#}")));
+                false
+            }
+        }
+    }
+
+    async fn try_publish_sealed(&self) -> Result<()> {
+        let roll = self.next_roll().await?;
+        let Some(roll) = roll else {
+            return Ok(());
+        };
+        let records = (roll.first_segment..=roll.last_segment)
+            .map(|s| self.segments.read(s).map_or(0, |r| r.len() as u64))
+            .sum::<u64>();
+        let report = publish_roll(
+            &roll,
+            &self.account_id,
+            &self.segments,
+            &self.state,
+            &self.output,
+            self.filters.clone(),
+            Arc::new(NoProgress),
+        )
+        .await?;
+        let committed = report.is_some();
+        self.state
+            .lock()
+            .expect("state lock")
+            .finish_roll(&roll, committed)?;
+        self.remove_segments(&roll)?;
+        let before = self
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(records))
+            })
+            .unwrap_or_default();
+        WEBHOOK_SPOOL_DEPTH.set(&[], before.saturating_sub(records) as f64);
+        WEBHOOK_DROPS.inc(&[if committed { "committed" } else { "empty" }]);
+        match report {
+            Some(report) => {
+                let _ = self.published.send(Published::Drop(Box::new(report)));
+            }
+            None => tracing::info!(
+                notifications = records,
+                "the spool held only redeliveries: nothing to publish"
+            ),
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        self.state.lock().expect("state lock").prune(now)?;
+        Ok(())
+    }
+
+    /// The roll to publish: one left in flight (settled first), or the sealed segments not
+    /// yet taken; `None` when there is nothing sealed.
+    async fn next_roll(&self) -> Result<Option<Roll>> {
+        let unfinished = self.state.lock().expect("state lock").unfinished_roll()?;
+        if let Some(roll) = unfinished {
+            let layout = planned(&roll).layout(self.output.prefix.clone());
+            let committed = self
+                .output
+                .store
+                .exists(&layout.marker_key())
+                .await
+                .context("checking whether the last drop was committed")?;
+            if committed {
+                tracing::info!(drop = %roll.drop_id, "the drop in flight at the last stop was committed");
+                self.state
+                    .lock()
+                    .expect("state lock")
+                    .finish_roll(&roll, true)?;
+                self.remove_segments(&roll)?;
+                return Ok(None);
+            }
+            let fresh = new_roll(roll.first_segment, roll.last_segment);
+            tracing::info!(
+                abandoned = %roll.drop_id,
+                drop = %fresh.drop_id,
+                "the drop in flight at the last stop was not committed: building it again"
+            );
+            self.state
+                .lock()
+                .expect("state lock")
+                .restart_roll(&roll, &fresh)?;
+            return Ok(Some(fresh));
+        }
+        let last_rolled = self
+            .state
+            .lock()
+            .expect("state lock")
+            .last_rolled_segment()?;
+        let open = self.spool.open_segment();
+        let mut sealed = Vec::new();
+        for segment in self.segments.list()? {
+            if segment <= last_rolled {
+                // Published, but a stop came before its file was removed.
+                self.segments.remove(segment)?;
+            } else if segment < open {
+                sealed.push(segment);
+            }
+        }
+        let (Some(first), Some(last)) = (sealed.first(), sealed.last()) else {
+            return Ok(None);
+        };
+        let roll = new_roll(*first, *last);
+        self.state.lock().expect("state lock").begin_roll(&roll)?;
+        Ok(Some(roll))
+    }
+
+    fn remove_segments(&self, roll: &Roll) -> Result<()> {
+        for segment in roll.first_segment..=roll.last_segment {
+            self.segments
+                .remove(segment)
+                .with_context(|| format!("removing published spool segment {segment}"))?;
+        }
+        Ok(())
+    }
+}
