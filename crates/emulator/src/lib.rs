@@ -68,6 +68,7 @@ mod rng;
 mod search;
 mod server;
 mod sessions;
+pub mod webhooks;
 
 use std::fmt;
 use std::time::Duration;
@@ -82,6 +83,7 @@ pub use search::{
     WINDOW_ROUNDING_MS,
 };
 pub use server::{Emulator, EmulatorStats};
+pub use webhooks::{WebhookConfig, WebhookFaults, WebhookReport, WebhookSender};
 
 /// An account configuration list as the emulator serves it with `include_deleted=true`:
 /// `users`, `skills` or `agentGroups` (`None` for any other name).
