@@ -753,13 +753,10 @@ fn cut(timeline: Vec<Timed>, id: &str, r: &mut Rng) -> Vec<Notification> {
                 event,
             } => {
                 latest_seq = latest_seq.max(seq);
-                let (c, short, dialog) = messaging(&originator, role, &dialog, r);
-                // Key order as LivePerson's: sequence, originator, timestamp, event, ids.
-                let mut ordered = Map::new();
-                ordered.insert("sequence".into(), seq.into());
-                ordered.extend(c);
-                ordered.insert("serverTimestamp".into(), t.time.into());
-                ordered.insert("event".into(), event);
+                let (mut c, short, dialog) = messaging(&originator, role, &dialog, r);
+                c.insert("sequence".into(), seq.into());
+                c.insert("serverTimestamp".into(), t.time.into());
+                c.insert("event".into(), event);
                 let line = LedgerLine::Message {
                     conversation_id: id.to_string(),
                     dialog_id: dialog.clone(),
@@ -767,7 +764,7 @@ fn cut(timeline: Vec<Timed>, id: &str, r: &mut Rng) -> Vec<Notification> {
                 };
                 changes.push((
                     MESSAGING_TYPE,
-                    finish(ordered, short, dialog, &audience),
+                    finish(c, short, dialog, &audience),
                     vec![line],
                 ));
             }
@@ -778,12 +775,10 @@ fn cut(timeline: Vec<Timed>, id: &str, r: &mut Rng) -> Vec<Notification> {
                 dialog,
                 status,
             } => {
-                let (c, short, dialog) = messaging(&originator, role, &dialog, r);
-                let mut ordered = Map::new();
-                ordered.insert("sequence".into(), latest_seq.into());
-                ordered.extend(c);
-                ordered.insert("serverTimestamp".into(), t.time.into());
-                ordered.insert(
+                let (mut c, short, dialog) = messaging(&originator, role, &dialog, r);
+                c.insert("sequence".into(), latest_seq.into());
+                c.insert("serverTimestamp".into(), t.time.into());
+                c.insert(
                     "event".into(),
                     json!({"type": "AcceptStatusEvent", "status": status, "sequenceList": seqs}),
                 );
@@ -797,7 +792,7 @@ fn cut(timeline: Vec<Timed>, id: &str, r: &mut Rng) -> Vec<Notification> {
                         status: status.clone(),
                     })
                     .collect();
-                changes.push((MESSAGING_TYPE, finish(ordered, short, dialog, "ALL"), lines));
+                changes.push((MESSAGING_TYPE, finish(c, short, dialog, "ALL"), lines));
             }
             TimedKind::ChatState {
                 originator,
@@ -1186,7 +1181,7 @@ async fn post(shared: &Shared, signature: &str, body: &[u8]) -> bool {
 }
 
 /// Writes the whole request and closes the connection without reading the answer: the
-/// listener may have taken the notification, the sender cannot know. Over https (no raw
+/// listener may have taken the notification, the sender cannot know (to it, a failure). Over https (no raw
 /// TLS here) the request is made and its answer ignored, which the sender sees the same way.
 async fn post_and_hang_up(shared: &Shared, signature: &str, body: &[u8]) {
     let url = &shared.url;
@@ -1220,7 +1215,11 @@ async fn post_and_hang_up(shared: &Shared, signature: &str, body: &[u8]) {
         let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body).await?;
-        stream.flush().await
+        stream.flush().await?;
+        // Hanging up as soon as the answer starts to arrive, unread, makes the close a reset
+        // and lets the listener handle the request before the retry: hanging up at once
+        // would let a stale copy overtake the conversation's next notifications.
+        stream.peek(&mut [0u8; 1]).await.map(drop)
     };
     let _ = tokio::time::timeout(config.timeout, written).await;
 }
