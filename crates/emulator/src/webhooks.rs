@@ -965,6 +965,8 @@ struct Shared {
 pub struct WebhookSender {
     counters: Arc<Counters>,
     task: JoinHandle<Result<(), WebhookError>>,
+    /// Set once `task` was awaited to its end (a join handle cannot be awaited twice).
+    joined: bool,
 }
 
 impl fmt::Debug for WebhookSender {
@@ -1011,7 +1013,11 @@ impl WebhookSender {
             pacer,
         });
         let task = tokio::spawn(run(shared));
-        Ok(WebhookSender { counters, task })
+        Ok(WebhookSender {
+            counters,
+            task,
+            joined: false,
+        })
     }
 
     /// What was done so far.
@@ -1019,29 +1025,37 @@ impl WebhookSender {
         self.counters.snapshot()
     }
 
-    /// True once every conversation is done (never when streaming).
+    /// True once every conversation is done (never when streaming, unless the ledger failed).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
 
     /// Waits until every conversation is done (forever when streaming, unless the ledger
-    /// fails).
-    pub async fn wait(self) -> Result<WebhookReport, WebhookError> {
-        match self.task.await {
-            Ok(done) => done.map(|()| self.counters.snapshot()),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Ok(self.counters.snapshot()),
+    /// fails). Cancel-safe: it can be a branch of `tokio::select!` beside Ctrl-C.
+    pub async fn wait(&mut self) -> Result<WebhookReport, WebhookError> {
+        if !self.joined {
+            let joined = (&mut self.task).await;
+            self.joined = true;
+            match joined {
+                Ok(done) => done?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {}
+            }
         }
+        Ok(self.counters.snapshot())
     }
 
     /// Stops at once: notifications in flight are abandoned (a listener may or may not have
     /// got them). The ledger holds what was acknowledged.
-    pub async fn stop(self) -> WebhookReport {
-        self.task.abort();
-        if let Err(e) = self.task.await
-            && e.is_panic()
-        {
-            std::panic::resume_unwind(e.into_panic());
+    pub async fn stop(mut self) -> WebhookReport {
+        if !self.joined {
+            self.task.abort();
+            self.joined = true;
+            if let Err(e) = (&mut self.task).await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
         }
         self.counters.snapshot()
     }
