@@ -172,16 +172,15 @@ pub async fn run(dataset: Dataset, sender: Option<WebhookConfig>) -> Result<()> 
             .context("waiting for Ctrl-C")?;
         return Ok(());
     };
-    let bounded = config.conversations;
-    tracing::info!(
-        "sending webhooks: {} conversations from index {}, {} at once, faults {}",
-        bounded.map_or("endless".to_string(), |n| n.to_string()),
-        config.first_index,
-        config.concurrency,
-        config.faults
-    );
+    let (conversations, first, concurrency) =
+        (config.conversations, config.first_index, config.concurrency);
+    let faults = config.faults.to_string();
     let mut sender =
         WebhookSender::start(dataset, config).context("cannot start the webhook sender")?;
+    tracing::info!(
+        "sending webhooks: {} conversations from index {first}, {concurrency} at once, faults {faults}",
+        conversations.map_or("endless".to_string(), |n| n.to_string()),
+    );
     let mut progress = tokio::time::interval(std::time::Duration::from_secs(10));
     progress.tick().await;
     let report = loop {
@@ -203,6 +202,9 @@ pub async fn run(dataset: Dataset, sender: Option<WebhookConfig>) -> Result<()> 
             }
         }
     };
-    outln!("{}", serde_json::to_string(&report).expect("a report serializes"));
+    outln!(
+        "{}",
+        serde_json::to_string(&report).expect("a report serializes")
+    );
     Ok(())
 }

@@ -229,8 +229,9 @@ enum Command {
             value_name = "KEY"
         )]
         api_key: Option<String>,
+        // Boxed: the webhook flags would make every other command's value as large.
         #[command(flatten)]
-        webhooks: emulator_webhooks::WebhookArgs,
+        webhooks: Box<emulator_webhooks::WebhookArgs>,
     },
     /// Build a drop from saved Messaging Interactions search pages, as teams already keep
     /// them: a folder of one JSON response per file (read in name order), or a file, pipe or
@@ -629,7 +630,7 @@ async fn run(
                 // Parsed here, not by clap: clap's error would repeat the secrets.
                 config.api_key = key.parse().map_err(|e| anyhow::anyhow!("--api-key: {e}"))?;
             }
-            serve_emulator(port, config, webhooks).await
+            serve_emulator(port, config, &webhooks).await
         }
         Command::Convert {
             input,
@@ -692,7 +693,7 @@ fn dump_pages(
 async fn serve_emulator(
     port: u16,
     config: EmulatorConfig,
-    webhooks: emulator_webhooks::WebhookArgs,
+    webhooks: &emulator_webhooks::WebhookArgs,
 ) -> Result<()> {
     let sender = webhooks.sender_config(&config)?;
     let dataset = lpdrop_emulator::Dataset::new(&config);

@@ -31,6 +31,14 @@
 //! [`Faults`] adds faults and limits ([`faults`] has the spec syntax), and
 //! [`EmulatorConfig::vendor_fixtures`] serves the vendor's example payloads as they are.
 //!
+//! It also *sends*: [`WebhookSender`] POSTs signed Connector API webhook notifications
+//! (`X-LivePerson-Signature`, conversation changes and messaging events) of the same synthetic
+//! conversations to a listener, with LivePerson's time-to-live retries, order within a
+//! conversation only, injectable [`WebhookFaults`] (redeliveries, delays, shuffling, aborted
+//! connections) and an optional ledger of what was acknowledged; see [`webhooks`]. The
+//! notifications agree with the Messaging Interactions records the API serves (ids, texts,
+//! `seq`, statuses), so a listener's output can be checked against the batch path.
+//!
 //! # Why it is built this way
 //!
 //! - **No storage.** Conversation `i` is computed from `(seed, i)` with SplitMix64 whenever it

@@ -486,83 +486,80 @@ fn conversation_changes(record: &Value, id: &str) -> Vec<Timed> {
 
     let mut out = Vec::new();
     let mut last_update = i64::MIN;
-    let mut change = |time: i64,
-                      skill_id: String,
-                      agent: Option<&str>,
-                      closed: bool,
-                      out: &mut Vec<Timed>| {
-        let updated = time.max(last_update.saturating_add(1));
-        last_update = updated;
-        let mut participants = vec![json!({"id": consumer, "role": "CONSUMER"})];
-        if let Some(a) = agent {
-            participants.insert(0, json!({"id": a, "role": "ASSIGNED_AGENT"}));
-        }
-        let state = if closed { "CLOSE" } else { "OPEN" };
-        let mut main = json!({
-            "dialogId": id,
-            "participantsDetails": participants,
-            "dialogType": "MAIN",
-            "channelType": "MESSAGING",
-            "state": state,
-            "creationTs": start,
-            "metaDataLastUpdateTs": updated,
-        });
-        let mut dialogs = vec![];
-        let mut details = json!({
-            "skillId": skill_id,
-            "participants": participants,
-            "dialogs": [],
-            "brandId": brand,
-            "state": state,
-            "stage": state,
-            "startTs": start,
-            "metaDataLastUpdateTs": updated,
-            "ttr": {"ttrType": "NORMAL", "value": TTR_SECONDS},
-        });
-        if closed {
-            let ended = conv_end.unwrap_or(updated);
-            main["endTs"] = ended.into();
-            main["closedBy"] = close_reason.clone().into();
-            details["closeReason"] = close_reason.clone().into();
-            details["endTs"] = ended.into();
-        }
-        dialogs.push(main);
-        if closed && let Some(s) = &survey {
-            dialogs.push(json!({
-                "dialogId": s["dialogId"],
-                "participantsDetails": [{"id": consumer, "role": "CONSUMER"}],
-                "dialogType": "POST_SURVEY",
+    let mut change =
+        |time: i64, skill_id: String, agent: Option<&str>, closed: bool, out: &mut Vec<Timed>| {
+            let updated = time.max(last_update.saturating_add(1));
+            last_update = updated;
+            let mut participants = vec![json!({"id": consumer, "role": "CONSUMER"})];
+            if let Some(a) = agent {
+                participants.insert(0, json!({"id": a, "role": "ASSIGNED_AGENT"}));
+            }
+            let state = if closed { "CLOSE" } else { "OPEN" };
+            let mut main = json!({
+                "dialogId": id,
+                "participantsDetails": participants,
+                "dialogType": "MAIN",
                 "channelType": "MESSAGING",
-                "state": "CLOSE",
-                "creationTs": s["startTimeL"],
-                "endTs": s["endTimeL"],
+                "state": state,
+                "creationTs": start,
                 "metaDataLastUpdateTs": updated,
-                "closedBy": "SYSTEM",
-            }));
-        }
-        details["dialogs"] = Value::Array(dialogs);
-        let ttr = if closed {
-            -1
-        } else {
-            start + TTR_SECONDS * 1000
+            });
+            let mut dialogs = vec![];
+            let mut details = json!({
+                "skillId": skill_id,
+                "participants": participants,
+                "dialogs": [],
+                "brandId": brand,
+                "state": state,
+                "stage": state,
+                "startTs": start,
+                "metaDataLastUpdateTs": updated,
+                "ttr": {"ttrType": "NORMAL", "value": TTR_SECONDS},
+            });
+            if closed {
+                let ended = conv_end.unwrap_or(updated);
+                main["endTs"] = ended.into();
+                main["closedBy"] = close_reason.clone().into();
+                details["closeReason"] = close_reason.clone().into();
+                details["endTs"] = ended.into();
+            }
+            dialogs.push(main);
+            if closed && let Some(s) = &survey {
+                dialogs.push(json!({
+                    "dialogId": s["dialogId"],
+                    "participantsDetails": [{"id": consumer, "role": "CONSUMER"}],
+                    "dialogType": "POST_SURVEY",
+                    "channelType": "MESSAGING",
+                    "state": "CLOSE",
+                    "creationTs": s["startTimeL"],
+                    "endTs": s["endTimeL"],
+                    "metaDataLastUpdateTs": updated,
+                    "closedBy": "SYSTEM",
+                }));
+            }
+            details["dialogs"] = Value::Array(dialogs);
+            let ttr = if closed {
+                -1
+            } else {
+                start + TTR_SECONDS * 1000
+            };
+            let body = json!({
+                "type": "UPSERT",
+                "result": {"convId": id, "effectiveTTR": ttr, "conversationDetails": details},
+            });
+            out.push(Timed {
+                time,
+                // A close comes after whatever else happened in its millisecond.
+                rank: if closed { 5 } else { 1 },
+                kind: TimedKind::Conversation(
+                    body,
+                    LedgerLine::Conversation {
+                        conversation_id: id.to_string(),
+                        meta_data_last_update_ts: updated,
+                    },
+                ),
+            });
         };
-        let body = json!({
-            "type": "UPSERT",
-            "result": {"convId": id, "effectiveTTR": ttr, "conversationDetails": details},
-        });
-        out.push(Timed {
-            time,
-            // A close comes after whatever else happened in its millisecond.
-            rank: if closed { 5 } else { 1 },
-            kind: TimedKind::Conversation(
-                body,
-                LedgerLine::Conversation {
-                    conversation_id: id.to_string(),
-                    meta_data_last_update_ts: updated,
-                },
-            ),
-        });
-    };
     change(start, skill(0), None, false, &mut out);
     for (k, agent) in agents.iter().enumerate() {
         let at = agent["timeL"].as_i64().unwrap_or(start);
@@ -584,7 +581,11 @@ fn messaging_changes(record: &Value, r: &mut Rng) -> Vec<Timed> {
     for m in record["messageRecords"].as_array().unwrap_or(&empty) {
         let time = m["timeL"].as_i64().unwrap_or(previous);
         let consumer = m["sentBy"] == "Consumer";
-        let role = if consumer { "CONSUMER" } else { "ASSIGNED_AGENT" };
+        let role = if consumer {
+            "CONSUMER"
+        } else {
+            "ASSIGNED_AGENT"
+        };
         let originator = str_at(m, "/participantId").to_string();
         let dialog = str_at(m, "/dialogId").to_string();
         if r.chance(COMPOSING_PER_MILLE) && time - previous > 2 {
@@ -634,7 +635,11 @@ fn messaging_changes(record: &Value, r: &mut Rng) -> Vec<Timed> {
             kind: TimedKind::Status {
                 seqs: vec![s["seq"].as_i64().unwrap_or(0)],
                 originator: str_at(s, "/participantId").to_string(),
-                role: if consumer { "CONSUMER" } else { "ASSIGNED_AGENT" },
+                role: if consumer {
+                    "CONSUMER"
+                } else {
+                    "ASSIGNED_AGENT"
+                },
                 dialog: str_at(s, "/dialogId").to_string(),
                 status: str_at(s, "/messageDeliveryStatus").to_string(),
             },
@@ -1383,6 +1388,9 @@ mod tests {
     fn the_secret_stays_out_of_debug() {
         let config = WebhookConfig::new("http://u:pw@127.0.0.1:1/hook", "s3cr3t", "client", "1");
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cr3t") && !shown.contains("pw@"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("pw@"),
+            "{shown}"
+        );
     }
 }

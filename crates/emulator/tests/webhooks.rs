@@ -38,8 +38,8 @@ struct Delivery {
 
 async fn hook(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signed = header(signature::HEADER)
-        .is_some_and(|h| signature::verify(SECRET, &body, h).is_ok());
+    let signed =
+        header(signature::HEADER).is_some_and(|h| signature::verify(SECRET, &body, h).is_ok());
     let headers_ok = header(ACCOUNT_HEADER) == Some(ACCOUNT)
         && header(CLIENT_HEADER) == Some(CLIENT)
         && header("content-type") == Some("application/json");
@@ -112,7 +112,9 @@ fn ledger_path(name: &str) -> PathBuf {
 fn read_ledger(path: &PathBuf) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
     let _ = std::fs::remove_file(path);
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The ledger lines a listener could derive from one body, read as a listener would.
@@ -221,9 +223,7 @@ fn check_run(
     let mut latest: HashMap<String, (i64, i64, &[u8])> = HashMap::new();
     for body in &ok {
         let v: Value = serde_json::from_slice(body).unwrap();
-        let (seq, ts, previous) = latest
-            .entry(conversation_of(body))
-            .or_insert((-1, -1, &[]));
+        let (seq, ts, previous) = latest.entry(conversation_of(body)).or_insert((-1, -1, &[]));
         if *previous == body.as_ref() {
             continue;
         }
@@ -318,8 +318,7 @@ async fn a_receiver_down_for_a_second_gets_everything_afterwards() {
 
 #[tokio::test]
 async fn notifications_expire_once_the_retention_runs_out() {
-    let (addr, receiver) =
-        receiver(Box::new(|_, _| StatusCode::INTERNAL_SERVER_ERROR)).await;
+    let (addr, receiver) = receiver(Box::new(|_, _| StatusCode::INTERNAL_SERVER_ERROR)).await;
     let mut config = config(addr, "expire", 2);
     // Attempts at 0, 10 and 30 ms; the next would come after 70 ms, past the retention.
     config.retention = Duration::from_millis(60);
@@ -335,7 +334,10 @@ async fn notifications_expire_once_the_retention_runs_out() {
     assert_eq!(report.conversations, 2);
     // Exactly three per notification on an idle machine; a slow one may fit fewer in.
     let attempts = report.deliveries_attempted;
-    assert!((2 * total..=3 * total).contains(&attempts), "{attempts} for {total}");
+    assert!(
+        (2 * total..=3 * total).contains(&attempts),
+        "{attempts} for {total}"
+    );
     assert_eq!(report.retries, attempts - total);
     assert_eq!(receiver.log.lock().unwrap().len() as u64, attempts);
     assert!(read_ledger(&path).is_empty());
@@ -355,7 +357,11 @@ async fn the_rate_spaces_the_sends_out() {
     let started = Instant::now();
     let report = webhooks::send(dataset(), config).await.unwrap();
     let least = Duration::from_secs_f64((events - 2) as f64 / 200.0);
-    assert!(started.elapsed() >= least, "{:?} < {least:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= least,
+        "{:?} < {least:?}",
+        started.elapsed()
+    );
     // 201 is a success too.
     assert_eq!(report.events_sent as usize, events);
 }
