@@ -397,3 +397,70 @@ fn ledger_lines_have_the_documented_shape() {
                            "dialog_id": "d", "seq": 3, "participant_id": "p", "status": "READ"})
     );
 }
+
+/// Every key path of a JSON value (array elements merged), such as `body.changes[].event.type`.
+fn key_paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let path = format!("{prefix}.{k}");
+                out.insert(path.clone());
+                key_paths(child, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                key_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/liveperson-docs")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// Our bodies use no key the vendor's examples do not, and the examples' keys of each event
+/// kind all appear (`message` aside: a hosted file's fields are from the Send API docs).
+#[test]
+fn payload_keys_are_the_vendors() {
+    let vendor_files = [
+        "webhook-contentevent-example.json",
+        "webhooks/conversation-open-with-dialogs.json",
+        "webhooks/signed-conversation-close.json",
+        "webhooks/agent-read-seq1.json",
+        "webhooks/agent-typing-composing.json",
+        "webhooks/agent-text-seq2.json",
+        "webhooks/signed-chatstate-pause.json",
+    ];
+    let mut vendor = BTreeSet::new();
+    for f in vendor_files {
+        key_paths(&fixture(f), "", &mut vendor);
+    }
+    let d = dataset();
+    let mut ours = BTreeSet::new();
+    for index in 0..300 {
+        for n in webhooks::notifications(&d, index) {
+            key_paths(&serde_json::from_slice(&n.body).unwrap(), "", &mut ours);
+        }
+    }
+    let documented_elsewhere = |p: &str| {
+        // RichContentEvent.content (a structured-content card) and a hosted file's message.
+        p.starts_with(".body.changes[].event.content")
+            || p.starts_with(".body.changes[].event.message.")
+    };
+    let unknown: Vec<&String> = ours
+        .iter()
+        .filter(|p| !vendor.contains(*p) && !documented_elsewhere(p))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "keys the vendor never sends: {unknown:?}"
+    );
+    let missing: Vec<&String> = vendor.difference(&ours).collect();
+    assert!(missing.is_empty(), "vendor keys never sent: {missing:?}");
+}
