@@ -820,7 +820,7 @@ fn cut(timeline: Vec<Timed>, id: &str, r: &mut Rng) -> Vec<Notification> {
     while let Some((kind, change, mut ledger)) = it.next() {
         let mut list = vec![change];
         if r.chance(TWO_CHANGES_PER_MILLE)
-            && let Some((_, _, _)) = it.peek().filter(|next| next.0 == kind)
+            && it.peek().is_some_and(|next| next.0 == kind)
             && let Some((_, next, lines)) = it.next()
         {
             list.push(next);
