@@ -7,6 +7,7 @@ mod catalog_cmd;
 mod config;
 mod config_cmd;
 mod drop_cmds;
+mod emulator_webhooks;
 mod jobs_cmd;
 mod listen;
 mod logging;
@@ -235,6 +236,9 @@ enum Command {
             value_name = "KEY"
         )]
         api_key: Option<String>,
+        // Boxed: the webhook flags would make every other command's value as large.
+        #[command(flatten)]
+        webhooks: Box<emulator_webhooks::WebhookArgs>,
     },
     /// Build a drop from saved Messaging Interactions search pages, as teams already keep
     /// them: a folder of one JSON response per file (read in name order), or a file, pipe or
@@ -623,6 +627,7 @@ async fn run(
             faults,
             vendor_fixtures,
             api_key,
+            webhooks,
         } => {
             let mut config = EmulatorConfig {
                 faults,
@@ -633,7 +638,7 @@ async fn run(
                 // Parsed here, not by clap: clap's error would repeat the secrets.
                 config.api_key = key.parse().map_err(|e| anyhow::anyhow!("--api-key: {e}"))?;
             }
-            serve_emulator(port, config).await
+            serve_emulator(port, config, &webhooks).await
         }
         Command::Convert {
             input,
@@ -693,28 +698,42 @@ fn dump_pages(
     Ok(())
 }
 
-async fn serve_emulator(port: u16, config: EmulatorConfig) -> Result<()> {
+async fn serve_emulator(
+    port: u16,
+    config: EmulatorConfig,
+    webhooks: &emulator_webhooks::WebhookArgs,
+) -> Result<()> {
+    let sender = webhooks.sender_config(&config)?;
+    let dataset = lpdrop_emulator::Dataset::new(&config);
+    // A bounded webhook run keeps stdout for its one summary line.
+    let to_stderr = webhooks.summary_only_on_stdout();
+    let say = |line: String| {
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            outln!("{line}");
+        }
+    };
     let account = config.account_id.clone();
     let emulator = Emulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    outln!(
+    say(format!(
         "LivePerson emulator on {} (account {account}, every key \"emulator\")",
         emulator.domain_url()
-    );
-    outln!("Sync from it with:");
-    outln!(
+    ));
+    say("Sync from it with:".into());
+    say(format!(
         "  export LP_DOMAIN={} LP_ACCOUNT_ID={account}",
         emulator.domain_url()
-    );
-    outln!(
+    ));
+    say(
         "  export LP_APP_KEY=emulator LP_APP_SECRET=emulator LP_ACCESS_TOKEN=emulator LP_ACCESS_TOKEN_SECRET=emulator"
+            .into(),
     );
-    outln!("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops");
-    outln!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    say("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops".into());
+    say("Press Ctrl-C to stop.".into());
+    let served = emulator_webhooks::run(dataset, sender).await;
     emulator.shutdown().await;
-    Ok(())
+    served
 }

@@ -31,6 +31,14 @@
 //! [`Faults`] adds faults and limits ([`faults`] has the spec syntax), and
 //! [`EmulatorConfig::vendor_fixtures`] serves the vendor's example payloads as they are.
 //!
+//! It also *sends*: [`WebhookSender`] POSTs signed Connector API webhook notifications
+//! (`X-LivePerson-Signature`, conversation changes and messaging events) of the same synthetic
+//! conversations to a listener, with LivePerson's time-to-live retries, order within a
+//! conversation only, injectable [`WebhookFaults`] (redeliveries, delays, shuffling, aborted
+//! connections) and an optional ledger of what was acknowledged; see [`webhooks`]. The
+//! notifications agree with the Messaging Interactions records the API serves (ids, texts,
+//! `seq`, statuses), so a listener's output can be checked against the batch path.
+//!
 //! # Why it is built this way
 //!
 //! - **No storage.** Conversation `i` is computed from `(seed, i)` with SplitMix64 whenever it
@@ -68,6 +76,7 @@ mod rng;
 mod search;
 mod server;
 mod sessions;
+pub mod webhooks;
 
 use std::fmt;
 use std::time::Duration;
@@ -82,6 +91,7 @@ pub use search::{
     WINDOW_ROUNDING_MS,
 };
 pub use server::{Emulator, EmulatorStats};
+pub use webhooks::{WebhookConfig, WebhookFaults, WebhookReport, WebhookSender};
 
 /// An account configuration list as the emulator serves it with `include_deleted=true`:
 /// `users`, `skills` or `agentGroups` (`None` for any other name).
