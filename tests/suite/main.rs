@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `e2e` | demo, sync of every source, convert, verify, gc, schema, column mapping, parquet flags |
 //! | `jobs` | the queue from the command line and workers, on SQLite and Postgres |
+//! | `listen` | `lpdrop listen`: vendor notifications, refusals, the emulator's sender against killed listeners |
 //! | `metrics` | a long-running worker's Prometheus metrics, liveness and readiness |
 //! | `operability` | the configuration file, `config check`, logs, secrets, progress, completions |
 //! | `catalog` | drops registered in the Glue Data Catalog (moto): `--glue-database`, `catalog sync` |
@@ -20,6 +21,7 @@ mod catalog;
 mod crash_points;
 mod e2e;
 mod jobs;
+mod listen;
 mod local_faults;
 mod metrics;
 mod operability;
