@@ -39,11 +39,13 @@ pub struct Notification<'a> {
     pub changes: Vec<(Result<Change, String>, &'a RawValue)>,
 }
 
-/// One change of a notification.
+/// One change of a notification. Short-lived (one notification's changes at a time), so the
+/// variants' sizes do not matter.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Change {
     Messaging(MessagingChange),
-    Conversation(Box<ConversationChange>),
+    Conversation(ConversationChange),
 }
 
 /// A change of `ms.MessagingEventNotification`.
@@ -184,7 +186,7 @@ pub fn decode(body: &[u8]) -> Result<Notification<'_>, String> {
             let change = match notification_type {
                 NotificationType::Messaging => messaging_change(raw).map(Change::Messaging),
                 NotificationType::ConversationChange => {
-                    conversation_change(raw).map(|c| Change::Conversation(Box::new(c)))
+                    conversation_change(raw).map(Change::Conversation)
                 }
             };
             (change, raw)
