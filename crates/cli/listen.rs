@@ -66,6 +66,23 @@ pub struct ListenArgs {
         value_name = "N"
     )]
     roll_events: u64,
+    /// Serve HTTPS directly with this PEM certificate chain (with --tls-key), when no load
+    /// balancer or ingress terminates TLS in front of the listener.
+    #[arg(
+        long,
+        env = "LPDROP_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "LPDROP_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "LPDROP_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -106,6 +123,7 @@ pub async fn run(args: ListenArgs, output: lpdrop_pipeline::OutputSettings) -> R
         spool: args.spool.clone(),
         roll_every: args.roll_every.get(),
         roll_events: args.roll_events,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
     let (tx, mut published) = mpsc::unbounded_channel();
     let listener = Listener::start(
@@ -119,8 +137,13 @@ pub async fn run(args: ListenArgs, output: lpdrop_pipeline::OutputSettings) -> R
         tx,
     )
     .await?;
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     outln!(
-        "Listening for LivePerson webhooks of account {} on http://{} (spool {}, a drop every {} or {} notifications) -> {}",
+        "Listening for LivePerson webhooks of account {} on {scheme}://{} (spool {}, a drop every {} or {} notifications) -> {}",
         args.account_id,
         listener.local_addr(),
         args.spool.display(),

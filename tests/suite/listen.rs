@@ -48,7 +48,7 @@ fn listen(
     let line = child.wait_for("Listening for LivePerson webhooks", Duration::from_secs(30));
     let url = line
         .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
+        .find_map(|w| w.strip_prefix("http://").or(w.strip_prefix("https://")))
         .expect("the listening line names its address");
     (child, url.parse().expect("an address"))
 }
@@ -512,4 +512,51 @@ fn killed_listeners_publish_every_acknowledged_event_exactly_once() {
         expected["webhook_conversations"]
     );
     assert!(verify_all(&out) >= 3);
+}
+
+/// `--tls-cert`/`--tls-key`: HTTPS served directly, TLS 1.2 or later; a client that trusts
+/// the certificate gets its notification acknowledged and published.
+#[tokio::test]
+async fn https_is_served_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = lpdrop_testkit::make_certificates(&certs);
+    let (out, spool) = (dir.path().join("out"), dir.path().join("spool"));
+    let cert = certs.join("server.crt").display().to_string();
+    let key = certs.join("server.key").display().to_string();
+    let (child, addr) = listen(
+        "127.0.0.1:0",
+        &out,
+        &spool,
+        &["--roll-every", "1h", "--tls-cert", &cert, "--tls-key", &key],
+        &[],
+    );
+    assert!(child.saw("on https://"));
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let body = std::fs::read(fixtures().join("derived-emoji-text.json")).unwrap();
+    let answer = client
+        .post(format!("https://localhost:{}/hooks", addr.port()))
+        .header("X-LivePerson-Signature", signed(&body))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("an HTTPS answer");
+    assert_eq!(answer.status(), 200);
+    // Plain HTTP to the HTTPS port gets no answer.
+    assert!(
+        std::panic::catch_unwind(|| post(addr, "POST", "/", &[], &body)).is_err(),
+        "plain http is not served"
+    );
+    child.signal("TERM");
+    let (status, lines) = child.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    assert_eq!(verify_all(&out), 1);
+    assert_eq!(
+        rows(&out, "webhook_messages", &["seq"]),
+        vec![vec!["4".to_string()]]
+    );
 }

@@ -18,6 +18,7 @@ pub mod publish;
 mod server;
 pub mod spool;
 pub mod state;
+pub mod tls;
 
 use std::fmt;
 use std::fs::File;
@@ -72,6 +73,8 @@ pub struct ListenSettings {
     pub roll_every: Duration,
     /// ... and as soon as it holds this many notifications.
     pub roll_events: u64,
+    /// Serve HTTPS with this certificate chain and key (PEM); plain HTTP without.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A running listener.
@@ -125,6 +128,10 @@ impl Listener {
             depth.clone(),
         )
         .context("starting the spool writer")?;
+        let tls = match &settings.tls {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
@@ -139,13 +146,25 @@ impl Listener {
             accepting: accepting.clone(),
         };
         let mut server_stop = stopped.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, server::router(endpoint))
-                .with_graceful_shutdown(async move {
-                    let _ = server_stop.wait_for(|stop| *stop).await;
+        let stopped_serving = async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        };
+        let router = server::router(endpoint);
+        let server = match tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped_serving)
+                    .await
+            }),
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stopped_serving)
+                        .await
                 })
-                .await
-        });
+            }
+        };
         let publisher = Publisher {
             account_id: settings.account_id,
             segments,

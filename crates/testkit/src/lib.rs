@@ -418,8 +418,9 @@ impl Postgres {
     }
 }
 
-/// A CA and a server certificate for `localhost` / `127.0.0.1` signed by it, with openssl.
-fn make_certificates(dir: &std::path::Path) -> PathBuf {
+/// A throwaway CA and a server certificate for localhost and 127.0.0.1, made with openssl in
+/// `dir` (`server.crt`, `server.key`); the CA certificate's path.
+pub fn make_certificates(dir: &std::path::Path) -> PathBuf {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
