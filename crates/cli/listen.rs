@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lpdrop_drop::{Destination, open_to_write};
-use lpdrop_listener::{ListenSettings, Listener, Output, Published, Secret};
+use lpdrop_listener::{ListenSettings, Listener, Output, Published, Refetch, Secret};
 use lpdrop_settings::Duration;
 use tokio::sync::mpsc;
 
@@ -83,6 +83,11 @@ pub struct ListenArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Re-read each conversation the webhooks saw close from Messaging Interactions (the
+    /// record of truth, should a webhook have been lost), by refetch jobs in the --queue that
+    /// `lpdrop worker` runs into messaging drops at --out.
+    #[arg(long)]
+    refetch_closed: bool,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "LPDROP_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -92,7 +97,11 @@ pub struct ListenArgs {
     glue: GlueArgs,
 }
 
-pub async fn run(args: ListenArgs, output: lpdrop_pipeline::OutputSettings) -> Result<()> {
+pub async fn run(
+    queue_url: &str,
+    args: ListenArgs,
+    output: lpdrop_pipeline::OutputSettings,
+) -> Result<()> {
     anyhow::ensure!(
         !args.roll_every.get().is_zero(),
         "--roll-every must be longer than zero"
@@ -115,6 +124,18 @@ pub async fn run(args: ListenArgs, output: lpdrop_pipeline::OutputSettings) -> R
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
         tracing::info!(%bound, "metrics served");
     }
+    let refetch = if args.refetch_closed {
+        let queue = lpdrop_jobs::Queue::open(queue_url)
+            .await
+            .context("--refetch-closed: opening the job queue")?;
+        Some(Refetch {
+            queue: std::sync::Arc::new(queue),
+            dest: Destination::for_job(&args.out)?,
+            max_attempts: lpdrop_jobs::DEFAULT_MAX_ATTEMPTS,
+        })
+    } else {
+        None
+    };
     let settings = ListenSettings {
         addr: args.addr,
         account_id: args.account_id.clone(),
@@ -124,6 +145,7 @@ pub async fn run(args: ListenArgs, output: lpdrop_pipeline::OutputSettings) -> R
         roll_every: args.roll_every.get(),
         roll_events: args.roll_events,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        refetch,
     };
     let (tx, mut published) = mpsc::unbounded_channel();
     let listener = Listener::start(

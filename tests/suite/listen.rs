@@ -560,3 +560,87 @@ async fn https_is_served_with_the_given_certificate() {
         vec![vec!["4".to_string()]]
     );
 }
+
+/// `--refetch-closed`: each conversation the webhooks saw close is re-read by id from the
+/// batch API by a refetch job, whose messaging drop holds exactly those conversations.
+#[test]
+fn closed_conversations_are_refetched_from_the_batch_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, spool) = (dir.path().join("out"), dir.path().join("spool"));
+    let queue = dir.path().join("queue.sqlite").display().to_string();
+    let (listener, addr) = listen(
+        "127.0.0.1:0",
+        &out,
+        &spool,
+        &["--roll-every", "1s", "--refetch-closed"],
+        &[("LP_ACCOUNT_ID", "12345678"), ("LPDROP_QUEUE", &queue)],
+    );
+    let mut sender = lpdrop();
+    sender
+        .args(["emulator", "--port", "0", "--webhook-url"])
+        .arg(format!("http://{addr}/"))
+        .args([
+            "--webhook-client-id",
+            CLIENT,
+            "--webhook-conversations",
+            "6",
+        ])
+        .env("LPDROP_EMULATOR_WEBHOOK_SECRET", SECRET);
+    let sent = run(&mut sender);
+    assert!(sent.status.success(), "{}", output_text(&sent));
+    let mut listener = listener;
+    listener.wait_for(
+        "refetch of closed conversations enqueued",
+        Duration::from_secs(60),
+    );
+    listener.signal("TERM");
+    let (status, lines) = listener.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    let closed: BTreeSet<String> = rows(
+        &out,
+        "webhook_conversations",
+        &["conversation_id", "status"],
+    )
+    .into_iter()
+    .filter(|r| r[1] == "CLOSE")
+    .map(|r| r[0].clone())
+    .collect();
+    assert!(!closed.is_empty(), "the emulator's conversations close");
+
+    let webhook_drops = committed_drops(&out);
+    let emulator = crate::RunningEmulator::start(2000);
+    let worker = run(crate::with_queue(&queue, emulator.url()).args(["worker", "--once"]));
+    assert!(worker.status.success(), "{}", output_text(&worker));
+    let refetched: Vec<PathBuf> = committed_drops(&out)
+        .into_iter()
+        .filter(|d| !webhook_drops.contains(d))
+        .collect();
+    assert_eq!(refetched.len(), 1, "one refetch drop");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(refetched[0].join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["source"]["api"], "messaging_interactions");
+    assert_eq!(manifest["job"]["id"], "1");
+    let conversations_file = std::fs::read_dir(refetched[0].join("parquet/conversations"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(conversations_file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut ids = BTreeSet::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = batch
+            .column_by_name("conversation_id")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        ids.extend(column.iter().flatten().map(str::to_string));
+    }
+    assert_eq!(ids, closed);
+}

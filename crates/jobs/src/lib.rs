@@ -56,6 +56,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// by id the conversations that earlier jobs of its account and source saw still open (see
 /// [`Queue::take_open_conversations`]); its window only records when it was enqueued.
 pub const REFETCH_ORIGIN: &str = "refetch";
+/// The `job_id` of conversations to re-read that no job recorded (`lpdrop listen` records the
+/// conversations its webhooks saw close); job ids start at 1.
+pub const NO_JOB: i64 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -614,6 +617,20 @@ impl Queue {
     pub async fn add_open_conversations(&self, job_id: i64, ids: &[String]) -> Result<usize> {
         let ids = ids.to_vec();
         self.write(move |db| Box::pin(machine::add_open_conversations(db, job_id, ids)))
+            .await
+    }
+
+    /// Remembers conversations to re-read by id that no job exported (the webhook listener's
+    /// closed conversations): the next refetch job of the account and source takes them, as it
+    /// takes a job's open conversations. Returns how many ids were given.
+    pub async fn remember_conversations(
+        &self,
+        account_id: &str,
+        source: Source,
+        ids: &[String],
+    ) -> Result<usize> {
+        let (account_id, ids) = (account_id.to_string(), ids.to_vec());
+        self.write(move |db| Box::pin(machine::remember_without_job(db, account_id, source, ids)))
             .await
     }
 

@@ -704,6 +704,33 @@ pub(crate) async fn add_open_conversations(
     Ok(ids.len())
 }
 
+pub(crate) async fn remember_without_job(
+    db: &mut dyn Db,
+    account_id: String,
+    source: Source,
+    ids: Vec<String>,
+) -> Result<usize> {
+    let now = db.now_ms().await?;
+    for id in &ids {
+        db.execute(
+            "INSERT INTO lpdrop_open_conversations \
+             (account_id, source, conversation_id, job_id, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, source, conversation_id) \
+             DO UPDATE SET job_id = excluded.job_id, recorded_at = excluded.recorded_at, \
+             taken_by = NULL, taken_at = NULL",
+            &[
+                account_id.as_str().into(),
+                source.as_str().into(),
+                id.into(),
+                crate::NO_JOB.into(),
+                now.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(ids.len())
+}
+
 pub(crate) async fn take_open_conversations(
     db: &mut dyn Db,
     account_id: String,

@@ -33,7 +33,7 @@ use lpdrop_metrics::{WEBHOOK_DROPS, WEBHOOK_SPOOL_DEPTH};
 use lpdrop_pipeline::{DropReport, NoProgress};
 use tokio::sync::{mpsc, watch};
 
-pub use publish::Output;
+pub use publish::{Output, Refetch};
 pub use server::MAX_BODY_BYTES;
 
 use crate::publish::{new_roll, planned, publish_roll};
@@ -75,6 +75,8 @@ pub struct ListenSettings {
     pub roll_events: u64,
     /// Serve HTTPS with this certificate chain and key (PEM); plain HTTP without.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Re-read conversations seen closing through the batch API (refetch jobs).
+    pub refetch: Option<Refetch>,
 }
 
 /// A running listener.
@@ -171,6 +173,7 @@ impl Listener {
             state: Arc::new(Mutex::new(state)),
             output,
             filters,
+            refetch: settings.refetch.clone(),
             spool: spool.clone(),
             depth,
             published,
@@ -249,6 +252,7 @@ struct Publisher {
     state: Arc<Mutex<State>>,
     output: Output,
     filters: serde_json::Value,
+    refetch: Option<Refetch>,
     spool: SpoolWriter,
     depth: Arc<AtomicU64>,
     published: mpsc::UnboundedSender<Published>,
@@ -330,6 +334,7 @@ impl Publisher {
             &self.state,
             &self.output,
             self.filters.clone(),
+            self.refetch.clone(),
             Arc::new(NoProgress),
         )
         .await?;
@@ -358,7 +363,37 @@ impl Publisher {
         }
         let now = chrono::Utc::now().timestamp_millis();
         self.state.lock().expect("state lock").prune(now)?;
+        self.enqueue_refetch(now).await;
         Ok(())
+    }
+
+    /// One refetch job for the closed conversations waiting, unless one is pending already.
+    /// A failure here loses nothing: the conversations stay remembered for the next roll.
+    async fn enqueue_refetch(&self, now_ms: i64) {
+        let Some(refetch) = &self.refetch else {
+            return;
+        };
+        let target = lpdrop_jobs::schedule::RefetchTarget {
+            account_id: &self.account_id,
+            source: lpdrop_tables::Source::Messaging,
+            dest: &refetch.dest,
+            max_attempts: refetch.max_attempts,
+        };
+        match lpdrop_jobs::schedule::enqueue_refetch(&refetch.queue, &target, now_ms, now_ms + 1)
+            .await
+        {
+            Ok(Some((job, waiting))) => {
+                tracing::info!(
+                    job,
+                    conversations = waiting,
+                    "refetch of closed conversations enqueued"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot enqueue the refetch of closed conversations; trying at the next drop")
+            }
+        }
     }
 
     /// The roll to publish: one left in flight (settled first), or the sealed segments not

@@ -30,6 +30,24 @@ pub struct Output {
     pub settings: OutputSettings,
 }
 
+/// `--refetch-closed`: conversations seen closing are re-read from the batch API (the record
+/// of truth) by refetch jobs in this queue, into messaging drops at `dest`.
+#[derive(Clone)]
+pub struct Refetch {
+    pub queue: Arc<lpdrop_jobs::Queue>,
+    pub dest: String,
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for Refetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refetch")
+            .field("dest", &self.dest)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The spooled notifications of a roll, as a record source of the pipeline.
 struct SpooledSource {
     account_id: String,
@@ -39,6 +57,7 @@ struct SpooledSource {
     /// Keys of the rows this drop holds, to claim at the commit fence.
     claimed: Arc<Mutex<Vec<RowKey>>>,
     filters: serde_json::Value,
+    refetch: Option<Refetch>,
 }
 
 impl RecordSource for SpooledSource {
@@ -58,19 +77,34 @@ impl RecordSource for SpooledSource {
     }
 
     async fn feed(self, builder: DropBuilder, _progress: Arc<dyn Progress>) -> Result<Fed> {
-        tokio::task::spawn_blocking(move || self.feed_blocking(builder))
+        let (account_id, refetch) = (self.account_id.clone(), self.refetch.clone());
+        let (fed, closed) = tokio::task::spawn_blocking(move || self.feed_blocking(builder))
             .await
-            .context("the drop builder thread panicked")?
+            .context("the drop builder thread panicked")??;
+        // Remembered before the drop is committed: a crash in between re-reads them twice
+        // at worst, never loses them.
+        if let Some(refetch) = refetch
+            && !closed.is_empty()
+        {
+            refetch
+                .queue
+                .remember_conversations(&account_id, Source::Messaging, &closed)
+                .await
+                .context("recording closed conversations for their refetch in the queue")?;
+        }
+        Ok(fed)
     }
 }
 
 impl SpooledSource {
-    fn feed_blocking(self, mut builder: DropBuilder) -> Result<Fed> {
+    /// The builder fed with every notification of the roll, and the conversations seen closing.
+    fn feed_blocking(self, mut builder: DropBuilder) -> Result<(Fed, Vec<String>)> {
         let state = self.state.lock().expect("state lock");
         let mut in_roll: HashSet<RowKey> = HashSet::new();
         let mut claimed = Vec::new();
         let mut lookup_error = None;
         let mut received = None::<(i64, i64)>;
+        let mut closed = Vec::new();
         for segment in self.roll.first_segment..=self.roll.last_segment {
             let records = match self.segments.read(segment) {
                 Ok(r) => r,
@@ -98,12 +132,13 @@ impl SpooledSource {
                         }
                     }
                 };
-                builder.webhook_notification(
+                let appended = builder.webhook_notification(
                     record.received_ms,
                     &record.body,
                     &origin,
                     &mut is_new,
                 )?;
+                closed.extend(appended.closed);
                 if let Some(e) = lookup_error.take() {
                     return Err(e).context("reading the listener's de-duplication state");
                 }
@@ -128,7 +163,7 @@ impl SpooledSource {
             conversations: 0,
             open_conversations: 0,
         };
-        Ok(Fed { builder, source })
+        Ok((Fed { builder, source }, closed))
     }
 }
 
@@ -140,6 +175,7 @@ pub(crate) async fn publish_roll(
     state: &Arc<Mutex<State>>,
     output: &Output,
     filters: serde_json::Value,
+    refetch: Option<Refetch>,
     progress: Arc<dyn Progress>,
 ) -> Result<Option<DropReport>> {
     let claimed = Arc::new(Mutex::new(Vec::new()));
@@ -150,6 +186,7 @@ pub(crate) async fn publish_roll(
         state: state.clone(),
         claimed: claimed.clone(),
         filters,
+        refetch,
     };
     let fence: CommitFence = {
         let (state, roll) = (state.clone(), roll.clone());

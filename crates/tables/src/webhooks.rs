@@ -218,8 +218,11 @@ pub static WEBHOOK_TABLES: [&TableDef; 4] = [
 ];
 
 /// Rows written by [`WebhookTables::append`], and rows left out as already seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appended {
+    /// Conversations whose change to `CLOSE` was appended: their record is final, to re-read
+    /// from the batch API.
+    pub closed: Vec<String>,
     pub messages: u64,
     pub statuses: u64,
     pub conversations: u64,
@@ -294,6 +297,9 @@ impl WebhookTables {
                     if is_new(key) {
                         fill_conversation(&mut self.at(&WEBHOOK_CONVERSATIONS).row(), received, c);
                         out.conversations += 1;
+                        if c.is_closed() {
+                            out.closed.push(c.conversation_id.clone());
+                        }
                     } else {
                         out.repeated += 1;
                     }
