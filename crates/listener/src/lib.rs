@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 pub use publish::{Output, Refetch};
 pub use server::MAX_BODY_BYTES;
 
-use crate::publish::{new_roll, planned, publish_roll};
+use crate::publish::{Publishing, new_roll, planned, publish_roll};
 use crate::spool::{SealedSignal, SegmentDir, SpoolWriter};
 use crate::state::{Roll, State};
 
@@ -168,12 +168,14 @@ impl Listener {
             }
         };
         let publisher = Publisher {
-            account_id: settings.account_id,
-            segments,
-            state: Arc::new(Mutex::new(state)),
-            output,
-            filters,
-            refetch: settings.refetch.clone(),
+            with: Publishing {
+                account_id: settings.account_id,
+                segments,
+                state: Arc::new(Mutex::new(state)),
+                output,
+                filters,
+                refetch: settings.refetch.clone(),
+            },
             spool: spool.clone(),
             depth,
             published,
@@ -247,12 +249,7 @@ fn count_unpublished(segments: &SegmentDir, state: &State) -> Result<u64> {
 }
 
 struct Publisher {
-    account_id: String,
-    segments: SegmentDir,
-    state: Arc<Mutex<State>>,
-    output: Output,
-    filters: serde_json::Value,
-    refetch: Option<Refetch>,
+    with: Publishing,
     spool: SpoolWriter,
     depth: Arc<AtomicU64>,
     published: mpsc::UnboundedSender<Published>,
@@ -325,21 +322,12 @@ impl Publisher {
             return Ok(());
         };
         let records = (roll.first_segment..=roll.last_segment)
-            .map(|s| self.segments.read(s).map_or(0, |r| r.len() as u64))
+            .map(|s| self.with.segments.read(s).map_or(0, |r| r.len() as u64))
             .sum::<u64>();
-        let report = publish_roll(
-            &roll,
-            &self.account_id,
-            &self.segments,
-            &self.state,
-            &self.output,
-            self.filters.clone(),
-            self.refetch.clone(),
-            Arc::new(NoProgress),
-        )
-        .await?;
+        let report = publish_roll(&roll, &self.with, Arc::new(NoProgress)).await?;
         let committed = report.is_some();
-        self.state
+        self.with
+            .state
             .lock()
             .expect("state lock")
             .finish_roll(&roll, committed)?;
@@ -362,7 +350,7 @@ impl Publisher {
             ),
         }
         let now = chrono::Utc::now().timestamp_millis();
-        self.state.lock().expect("state lock").prune(now)?;
+        self.with.state.lock().expect("state lock").prune(now)?;
         self.enqueue_refetch(now).await;
         Ok(())
     }
@@ -370,11 +358,11 @@ impl Publisher {
     /// One refetch job for the closed conversations waiting, unless one is pending already.
     /// A failure here loses nothing: the conversations stay remembered for the next roll.
     async fn enqueue_refetch(&self, now_ms: i64) {
-        let Some(refetch) = &self.refetch else {
+        let Some(refetch) = &self.with.refetch else {
             return;
         };
         let target = lpdrop_jobs::schedule::RefetchTarget {
-            account_id: &self.account_id,
+            account_id: &self.with.account_id,
             source: lpdrop_tables::Source::Messaging,
             dest: &refetch.dest,
             max_attempts: refetch.max_attempts,
@@ -399,10 +387,16 @@ impl Publisher {
     /// The roll to publish: one left in flight (settled first), or the sealed segments not
     /// yet taken; `None` when there is nothing sealed.
     async fn next_roll(&self) -> Result<Option<Roll>> {
-        let unfinished = self.state.lock().expect("state lock").unfinished_roll()?;
+        let unfinished = self
+            .with
+            .state
+            .lock()
+            .expect("state lock")
+            .unfinished_roll()?;
         if let Some(roll) = unfinished {
-            let layout = planned(&roll).layout(self.output.prefix.clone());
+            let layout = planned(&roll).layout(self.with.output.prefix.clone());
             let committed = self
+                .with
                 .output
                 .store
                 .exists(&layout.marker_key())
@@ -410,7 +404,8 @@ impl Publisher {
                 .context("checking whether the last drop was committed")?;
             if committed {
                 tracing::info!(drop = %roll.drop_id, "the drop in flight at the last stop was committed");
-                self.state
+                self.with
+                    .state
                     .lock()
                     .expect("state lock")
                     .finish_roll(&roll, true)?;
@@ -423,23 +418,25 @@ impl Publisher {
                 drop = %fresh.drop_id,
                 "the drop in flight at the last stop was not committed: building it again"
             );
-            self.state
+            self.with
+                .state
                 .lock()
                 .expect("state lock")
                 .restart_roll(&roll, &fresh)?;
             return Ok(Some(fresh));
         }
         let last_rolled = self
+            .with
             .state
             .lock()
             .expect("state lock")
             .last_rolled_segment()?;
         let open = self.spool.open_segment();
         let mut sealed = Vec::new();
-        for segment in self.segments.list()? {
+        for segment in self.with.segments.list()? {
             if segment <= last_rolled {
                 // Published, but a stop came before its file was removed.
-                self.segments.remove(segment)?;
+                self.with.segments.remove(segment)?;
             } else if segment < open {
                 sealed.push(segment);
             }
@@ -448,13 +445,18 @@ impl Publisher {
             return Ok(None);
         };
         let roll = new_roll(*first, *last);
-        self.state.lock().expect("state lock").begin_roll(&roll)?;
+        self.with
+            .state
+            .lock()
+            .expect("state lock")
+            .begin_roll(&roll)?;
         Ok(Some(roll))
     }
 
     fn remove_segments(&self, roll: &Roll) -> Result<()> {
         for segment in roll.first_segment..=roll.last_segment {
-            self.segments
+            self.with
+                .segments
                 .remove(segment)
                 .with_context(|| format!("removing published spool segment {segment}"))?;
         }

@@ -167,26 +167,33 @@ impl SpooledSource {
     }
 }
 
+/// What every roll of a listener shares.
+pub(crate) struct Publishing {
+    pub account_id: String,
+    pub segments: SegmentDir,
+    pub state: Arc<Mutex<State>>,
+    pub output: Output,
+    /// The manifest's `source.filters`.
+    pub filters: serde_json::Value,
+    pub refetch: Option<Refetch>,
+}
+
 /// Publishes a roll: `None` when it held nothing new (only redeliveries).
 pub(crate) async fn publish_roll(
     roll: &Roll,
-    account_id: &str,
-    segments: &SegmentDir,
-    state: &Arc<Mutex<State>>,
-    output: &Output,
-    filters: serde_json::Value,
-    refetch: Option<Refetch>,
+    with: &Publishing,
     progress: Arc<dyn Progress>,
 ) -> Result<Option<DropReport>> {
     let claimed = Arc::new(Mutex::new(Vec::new()));
+    let (state, output) = (&with.state, &with.output);
     let source = SpooledSource {
-        account_id: account_id.to_string(),
-        segments: segments.clone(),
+        account_id: with.account_id.clone(),
+        segments: with.segments.clone(),
         roll: roll.clone(),
         state: state.clone(),
         claimed: claimed.clone(),
-        filters,
-        refetch,
+        filters: with.filters.clone(),
+        refetch: with.refetch.clone(),
     };
     let fence: CommitFence = {
         let (state, roll) = (state.clone(), roll.clone());
