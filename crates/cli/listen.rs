@@ -83,6 +83,19 @@ pub struct ListenArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Keep only conversations routed to this skill (repeat for several). A conversation's
+    /// skill comes from its conversation-change notifications; its other notifications wait
+    /// in the spool until it is known (at most --skill-hold).
+    #[arg(long = "skill", value_name = "ID")]
+    skills: Vec<String>,
+    /// How long a notification waits for its conversation's skill before it is left out.
+    #[arg(
+        long,
+        default_value = "1h",
+        value_name = "DURATION",
+        requires = "skills"
+    )]
+    skill_hold: Duration,
     /// Re-read each conversation the webhooks saw close from Messaging Interactions (the
     /// record of truth, should a webhook have been lost), by refetch jobs in the --queue that
     /// `lpdrop worker` runs into messaging drops at --out.
@@ -146,6 +159,10 @@ pub async fn run(
         roll_events: args.roll_events,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         refetch,
+        skills: (!args.skills.is_empty()).then(|| lpdrop_listener::skills::SkillFilter {
+            skills: args.skills.iter().cloned().collect(),
+            hold: args.skill_hold.get(),
+        }),
     };
     let (tx, mut published) = mpsc::unbounded_channel();
     let listener = Listener::start(
@@ -155,7 +172,11 @@ pub async fn run(
             prefix: dest.prefix(),
             settings: output.clone(),
         },
-        serde_json::json!({}),
+        if args.skills.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "skill_ids": args.skills })
+        },
         tx,
     )
     .await?;

@@ -644,3 +644,97 @@ fn closed_conversations_are_refetched_from_the_batch_api() {
     }
     assert_eq!(ids, closed);
 }
+
+/// The emulator's sender for `conversations` conversations to `addr`, at `rate` events/s.
+fn send_from_emulator(addr: SocketAddr, conversations: u32, rate: &str) {
+    let mut sender = lpdrop();
+    sender
+        .args(["emulator", "--port", "0", "--webhook-url"])
+        .arg(format!("http://{addr}/"))
+        .args(["--webhook-client-id", CLIENT, "--webhook-rate", rate])
+        .args(["--webhook-conversations", &conversations.to_string()])
+        .env("LPDROP_EMULATOR_WEBHOOK_SECRET", SECRET);
+    let sent = run(&mut sender);
+    assert!(sent.status.success(), "{}", output_text(&sent));
+}
+
+/// `--skill`: the same conversations sent to a listener without a filter and to one keeping
+/// one skill, over several rolls: the filtered drops hold exactly the messages of the
+/// conversations routed to that skill, including those that came before their skill was
+/// known (held in the spool until then).
+#[test]
+fn skill_filter_keeps_exactly_the_conversations_of_its_skills() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = [("LP_ACCOUNT_ID", "12345678")];
+    let run_listener = |name: &str, extra: &[&str]| -> PathBuf {
+        let out = dir.path().join(name);
+        let spool = dir.path().join(format!("{name}-spool"));
+        let mut args = vec!["--roll-every", "1s"];
+        args.extend_from_slice(extra);
+        let (listener, addr) = listen("127.0.0.1:0", &out, &spool, &args, &account);
+        send_from_emulator(addr, 40, "700");
+        listener.signal("TERM");
+        let (status, lines) = listener.wait(Duration::from_secs(60));
+        assert!(status.success(), "{lines:#?}");
+        out
+    };
+    let all = run_listener("all", &[]);
+    let conversations = rows(
+        &all,
+        "webhook_conversations",
+        &["conversation_id", "skill_id"],
+    );
+    let mut by_skill: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &conversations {
+        by_skill
+            .entry(r[1].clone())
+            .or_default()
+            .insert(r[0].clone());
+    }
+    by_skill.remove("NULL");
+    let (skill, kept) = by_skill
+        .iter()
+        .max_by_key(|(_, ids)| ids.len())
+        .map(|(s, ids)| (s.clone(), ids.clone()))
+        .expect("the emulator's conversations have skills");
+    let every: BTreeSet<String> = conversations.iter().map(|r| r[0].clone()).collect();
+    assert!(kept.len() < every.len(), "the skill is not everyone's");
+    let messages_of = |out: &Path, ids: &BTreeSet<String>| -> BTreeSet<Vec<String>> {
+        rows(
+            out,
+            "webhook_messages",
+            &["conversation_id", "dialog_id", "seq"],
+        )
+        .into_iter()
+        .filter(|r| ids.contains(&r[0]))
+        .collect()
+    };
+    let expected = messages_of(&all, &kept);
+    assert!(!expected.is_empty());
+
+    let filtered = run_listener("filtered", &["--skill", &skill]);
+    assert!(committed_drops(&filtered).len() >= 2, "several rolls");
+    let got = rows(
+        &filtered,
+        "webhook_messages",
+        &["conversation_id", "dialog_id", "seq"],
+    );
+    let got: BTreeSet<Vec<String>> = got.into_iter().collect();
+    assert_eq!(
+        got, expected,
+        "exactly the messages of the conversations of skill {skill}"
+    );
+    let events = rows(&filtered, "webhook_events", &["conversation_id"]);
+    assert!(
+        events.iter().all(|r| kept.contains(&r[0])),
+        "no event of another skill"
+    );
+    for drop in committed_drops(&filtered) {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(drop.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(
+            manifest["source"]["filters"]["skill_ids"][0],
+            skill.as_str()
+        );
+    }
+}

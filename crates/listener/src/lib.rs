@@ -16,6 +16,7 @@
 
 pub mod publish;
 mod server;
+pub mod skills;
 pub mod spool;
 pub mod state;
 pub mod tls;
@@ -36,7 +37,7 @@ use tokio::sync::{mpsc, watch};
 pub use publish::{Output, Refetch};
 pub use server::MAX_BODY_BYTES;
 
-use crate::publish::{Publishing, new_roll, planned, publish_roll};
+use crate::publish::{Publishing, held_path, new_roll, planned, publish_roll};
 use crate::spool::{SealedSignal, SegmentDir, SpoolWriter};
 use crate::state::{Roll, State};
 
@@ -77,6 +78,8 @@ pub struct ListenSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Re-read conversations seen closing through the batch API (refetch jobs).
     pub refetch: Option<Refetch>,
+    /// Keep only conversations routed to these skills.
+    pub skills: Option<skills::SkillFilter>,
 }
 
 /// A running listener.
@@ -175,6 +178,7 @@ impl Listener {
                 output,
                 filters,
                 refetch: settings.refetch.clone(),
+                skills: settings.skills.clone(),
             },
             spool: spool.clone(),
             depth,
@@ -236,14 +240,23 @@ fn lock_spool(spool: &Path) -> Result<File> {
 }
 
 /// Notifications in segments no finished roll has taken.
+/// Notifications in segments no finished roll has taken, and held ones.
 fn count_unpublished(segments: &SegmentDir, state: &State) -> Result<u64> {
-    let from = match state.unfinished_roll()? {
+    let unfinished = state.unfinished_roll()?;
+    let from = match &unfinished {
         Some(roll) => roll.first_segment,
         None => state.last_rolled_segment()? + 1,
     };
     let mut n = 0;
     for segment in segments.list()?.into_iter().filter(|s| *s >= from) {
         n += segments.read(segment)?.len() as u64;
+    }
+    // The unfinished roll's own held file is made again when it is built again.
+    let abandoned = unfinished.map(|r| held_path(&segments.held_dir(), &r));
+    for path in segments.held_files()? {
+        if Some(&path) != abandoned.as_ref() {
+            n += spool::read_file(&path)?.len() as u64;
+        }
     }
     Ok(n)
 }
@@ -321,10 +334,16 @@ impl Publisher {
         let Some(roll) = roll else {
             return Ok(());
         };
-        let records = (roll.first_segment..=roll.last_segment)
-            .map(|s| self.with.segments.read(s).map_or(0, |r| r.len() as u64))
-            .sum::<u64>();
-        let report = publish_roll(&roll, &self.with, Arc::new(NoProgress)).await?;
+        let own = held_path(&self.with.segments.held_dir(), &roll);
+        let held_in: Vec<PathBuf> = self
+            .with
+            .segments
+            .held_files()?
+            .into_iter()
+            .filter(|p| *p != own)
+            .collect();
+        let (report, outcome) =
+            publish_roll(&roll, held_in.clone(), &self.with, Arc::new(NoProgress)).await?;
         let committed = report.is_some();
         self.with
             .state
@@ -332,13 +351,21 @@ impl Publisher {
             .expect("state lock")
             .finish_roll(&roll, committed)?;
         self.remove_segments(&roll)?;
+        for path in &held_in {
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing held notifications {}", path.display()))?;
+        }
+        let (records, held) = {
+            let outcome = outcome.lock().expect("outcome lock");
+            (outcome.read, outcome.held)
+        };
         let before = self
             .depth
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                Some(d.saturating_sub(records))
+                Some(d.saturating_sub(records) + held)
             })
             .unwrap_or_default();
-        WEBHOOK_SPOOL_DEPTH.set(&[], before.saturating_sub(records) as f64);
+        WEBHOOK_SPOOL_DEPTH.set(&[], (before.saturating_sub(records) + held) as f64);
         WEBHOOK_DROPS.inc(&[if committed { "committed" } else { "empty" }]);
         match report {
             Some(report) => {
@@ -423,6 +450,13 @@ impl Publisher {
                 .lock()
                 .expect("state lock")
                 .restart_roll(&roll, &fresh)?;
+            // What it held is held again by the new attempt.
+            let held = held_path(&self.with.segments.held_dir(), &roll);
+            if let Err(e) = std::fs::remove_file(&held)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(e).with_context(|| format!("removing {}", held.display()));
+            }
             return Ok(Some(fresh));
         }
         let last_rolled = self
@@ -441,10 +475,14 @@ impl Publisher {
                 sealed.push(segment);
             }
         }
-        let (Some(first), Some(last)) = (sealed.first(), sealed.last()) else {
-            return Ok(None);
+        let roll = match (sealed.first(), sealed.last()) {
+            (Some(first), Some(last)) => new_roll(*first, *last),
+            // Nothing new, but held notifications may have expired: a roll of those alone.
+            _ if !self.with.segments.held_files()?.is_empty() => {
+                new_roll(last_rolled + 1, last_rolled)
+            }
+            _ => return Ok(None),
         };
-        let roll = new_roll(*first, *last);
         self.with
             .state
             .lock()

@@ -7,6 +7,7 @@
 //! its keys are released and it is built again under a new drop id.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -19,7 +20,10 @@ use lpdrop_pipeline::{
 use lpdrop_tables::Source;
 use lpdrop_tables::webhooks::RowKey;
 
-use crate::spool::SegmentDir;
+use lpdrop_metrics::WEBHOOK_FILTERED;
+
+use crate::skills::{Decisions, SkillFilter, Verdict};
+use crate::spool::{self, SegmentDir, Spooled};
 use crate::state::{Roll, State};
 
 /// Where drops go and how they are written.
@@ -53,11 +57,29 @@ struct SpooledSource {
     account_id: String,
     segments: SegmentDir,
     roll: Roll,
+    /// Notifications earlier rolls held (`--skill`), read before the segments.
+    held: Vec<PathBuf>,
     state: Arc<Mutex<State>>,
-    /// Keys of the rows this drop holds, to claim at the commit fence.
-    claimed: Arc<Mutex<Vec<RowKey>>>,
+    skills: Option<SkillFilter>,
+    outcome: Arc<Mutex<RollOutcome>>,
     filters: serde_json::Value,
     refetch: Option<Refetch>,
+}
+
+/// What a roll's feed leaves for its commit and its end.
+#[derive(Default)]
+pub(crate) struct RollOutcome {
+    /// Keys of the rows the drop holds, to claim at the commit fence.
+    pub claimed: Vec<RowKey>,
+    /// Notifications read (held ones included).
+    pub read: u64,
+    /// Notifications held again for the next roll (`--skill`).
+    pub held: u64,
+}
+
+/// Where a roll writes the notifications it holds for the next one.
+pub(crate) fn held_path(spool_held: &Path, roll: &Roll) -> PathBuf {
+    spool_held.join(format!("{}.seg", roll.drop_id))
 }
 
 impl RecordSource for SpooledSource {
@@ -97,24 +119,75 @@ impl RecordSource for SpooledSource {
 }
 
 impl SpooledSource {
+    /// Every notification of the roll: held ones first, then the segments, each with its
+    /// name in errors and quarantine.
+    fn inputs(&self) -> Result<Vec<(String, Vec<Spooled>)>> {
+        let mut inputs = Vec::new();
+        for path in &self.held {
+            let records = spool::read_file(path)
+                .with_context(|| format!("reading held notifications {}", path.display()))?;
+            inputs.push((format!("held {}", path.display()), records));
+        }
+        for segment in self.roll.first_segment..=self.roll.last_segment {
+            match self.segments.read(segment) {
+                Ok(records) => inputs.push((format!("spool segment {segment}"), records)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading spool segment {segment}"));
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
     /// The builder fed with every notification of the roll, and the conversations seen closing.
     fn feed_blocking(self, mut builder: DropBuilder) -> Result<(Fed, Vec<String>)> {
-        let state = self.state.lock().expect("state lock");
+        let inputs = self.inputs()?;
+        let mut state = self.state.lock().expect("state lock");
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        // With --skill, what is known of each conversation, learnt from the whole roll first:
+        // a conversation's skill may come after its first messages.
+        let mut decisions = match &self.skills {
+            Some(filter) => {
+                let mut d = Decisions::new(state.skill_decisions()?);
+                for (_, records) in &inputs {
+                    for record in records {
+                        d.learn_from(filter, &record.body);
+                    }
+                }
+                state.record_decisions(&d.learnt, now_ms)?;
+                Some(d)
+            }
+            None => None,
+        };
         let mut in_roll: HashSet<RowKey> = HashSet::new();
         let mut claimed = Vec::new();
         let mut lookup_error = None;
         let mut received = None::<(i64, i64)>;
         let mut closed = Vec::new();
-        for segment in self.roll.first_segment..=self.roll.last_segment {
-            let records = match self.segments.read(segment) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("reading spool segment {segment}"));
-                }
-            };
+        let mut held = Vec::new();
+        let mut read = 0;
+        for (name, records) in &inputs {
             for (i, record) in records.iter().enumerate() {
-                let origin = format!("spool segment {segment} record {i}");
+                read += 1;
+                if let (Some(filter), Some(d)) = (&self.skills, decisions.as_mut()) {
+                    match d.verdict(filter, &record.body, record.received_ms, now_ms) {
+                        Verdict::Publish => {}
+                        Verdict::Hold => {
+                            held.push(record);
+                            continue;
+                        }
+                        Verdict::Discard => {
+                            WEBHOOK_FILTERED.inc(&["other_skill"]);
+                            continue;
+                        }
+                        Verdict::Expired => {
+                            WEBHOOK_FILTERED.inc(&["skill_unknown"]);
+                            continue;
+                        }
+                    }
+                }
+                let origin = format!("{name} record {i}");
                 let mut is_new = |key: RowKey| {
                     if in_roll.contains(&key) {
                         return false;
@@ -146,7 +219,18 @@ impl SpooledSource {
                 received = Some(received.map_or((at, at), |(lo, hi)| (lo.min(at), hi.max(at))));
             }
         }
-        *self.claimed.lock().expect("claimed lock") = claimed;
+        // Held notifications are durable before the roll can finish, so the segments they
+        // came from may then be removed.
+        if !held.is_empty() {
+            let path = held_path(&self.segments.held_dir(), &self.roll);
+            spool::write_file(&path, &held)
+                .with_context(|| format!("writing held notifications {}", path.display()))?;
+        }
+        *self.outcome.lock().expect("outcome lock") = RollOutcome {
+            claimed,
+            read,
+            held: held.len() as u64,
+        };
         // The window is the receive times of what the drop holds: half-open, so one past the
         // last.
         let (from, to) = builder
@@ -176,29 +260,34 @@ pub(crate) struct Publishing {
     /// The manifest's `source.filters`.
     pub filters: serde_json::Value,
     pub refetch: Option<Refetch>,
+    pub skills: Option<SkillFilter>,
 }
 
-/// Publishes a roll: `None` when it held nothing new (only redeliveries).
+/// Publishes a roll, taking the held notifications in `held` too: the drop (`None` when the
+/// roll held nothing new, only redeliveries) and what the roll read and held.
 pub(crate) async fn publish_roll(
     roll: &Roll,
+    held: Vec<PathBuf>,
     with: &Publishing,
     progress: Arc<dyn Progress>,
-) -> Result<Option<DropReport>> {
-    let claimed = Arc::new(Mutex::new(Vec::new()));
+) -> Result<(Option<DropReport>, Arc<Mutex<RollOutcome>>)> {
+    let outcome = Arc::new(Mutex::new(RollOutcome::default()));
     let (state, output) = (&with.state, &with.output);
     let source = SpooledSource {
         account_id: with.account_id.clone(),
         segments: with.segments.clone(),
         roll: roll.clone(),
+        held,
         state: state.clone(),
-        claimed: claimed.clone(),
+        skills: with.skills.clone(),
+        outcome: outcome.clone(),
         filters: with.filters.clone(),
         refetch: with.refetch.clone(),
     };
     let fence: CommitFence = {
-        let (state, roll) = (state.clone(), roll.clone());
+        let (state, roll, outcome) = (state.clone(), roll.clone(), outcome.clone());
         Arc::new(move || {
-            let keys = std::mem::take(&mut *claimed.lock().expect("claimed lock"));
+            let keys = std::mem::take(&mut outcome.lock().expect("outcome lock").claimed);
             if keys.is_empty() {
                 return Ok(());
             }
@@ -216,7 +305,9 @@ pub(crate) async fn publish_roll(
         job: None,
         output: output.settings.clone(),
     };
-    run_drop_unless_empty(source, plan, output.store.clone(), Some(fence), progress).await
+    let report =
+        run_drop_unless_empty(source, plan, output.store.clone(), Some(fence), progress).await?;
+    Ok((report, outcome))
 }
 
 /// The drop a roll publishes: its id and creation time decide its folder.

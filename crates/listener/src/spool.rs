@@ -46,6 +46,30 @@ impl SegmentDir {
         Ok(SegmentDir { dir })
     }
 
+    /// Where rolls keep the notifications they hold for the next one (`--skill`).
+    pub fn held_dir(&self) -> PathBuf {
+        self.dir.with_file_name("held")
+    }
+
+    /// The held files present, oldest roll first (by modification time).
+    pub fn held_files(&self) -> io::Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        match fs::read_dir(self.held_dir()) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    if entry.file_name().to_string_lossy().ends_with(".seg") {
+                        found.push((entry.metadata()?.modified()?, entry.path()));
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        found.sort();
+        Ok(found.into_iter().map(|(_, p)| p).collect())
+    }
+
     pub fn path(&self, segment: u64) -> PathBuf {
         self.dir.join(format!("{segment:020}.seg"))
     }
@@ -74,13 +98,41 @@ impl SegmentDir {
 
     /// Every intact record of a segment, in order; a torn tail ends the segment.
     pub fn read(&self, segment: u64) -> io::Result<Vec<Spooled>> {
-        let mut reader = BufReader::new(File::open(self.path(segment))?);
-        let mut records = Vec::new();
-        while let Some(record) = read_record(&mut reader)? {
-            records.push(record);
-        }
-        Ok(records)
+        read_file(&self.path(segment))
     }
+}
+
+/// Every intact record of a spool file, in order; a torn tail ends it.
+pub fn read_file(path: &Path) -> io::Result<Vec<Spooled>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut records = Vec::new();
+    while let Some(record) = read_record(&mut reader)? {
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Writes `records` as a new spool file at `path`, durably (the file and its name).
+pub fn write_file(path: &Path, records: &[&Spooled]) -> io::Result<()> {
+    let dir = path.parent().expect("a spool file has a folder");
+    fs::create_dir_all(dir)?;
+    let file = File::create(path)?;
+    let mut out = BufWriter::new(file);
+    for record in records {
+        out.write_all(&header_of(record)?)?;
+        out.write_all(&record.body)?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    File::open(dir)?.sync_all()
+}
+
+fn header_of(record: &Spooled) -> io::Result<[u8; HEADER]> {
+    let len = u32::try_from(record.body.len()).map_err(io::Error::other)?;
+    let mut header = [0u8; HEADER];
+    header[0..4].copy_from_slice(&len.to_le_bytes());
+    header[4..12].copy_from_slice(&record.received_ms.to_le_bytes());
+    header[12..16].copy_from_slice(&crc32fast::hash(&record.body).to_le_bytes());
+    Ok(header)
 }
 
 /// The next record, or `None` at the end or at a torn tail.
@@ -310,12 +362,7 @@ impl OpenSegment {
     }
 
     fn write(&mut self, record: &Spooled) -> io::Result<()> {
-        let len = u32::try_from(record.body.len()).map_err(io::Error::other)?;
-        let mut header = [0u8; HEADER];
-        header[0..4].copy_from_slice(&len.to_le_bytes());
-        header[4..12].copy_from_slice(&record.received_ms.to_le_bytes());
-        header[12..16].copy_from_slice(&crc32fast::hash(&record.body).to_le_bytes());
-        self.file.write_all(&header)?;
+        self.file.write_all(&header_of(record)?)?;
         self.file.write_all(&record.body)
     }
 

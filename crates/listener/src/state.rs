@@ -3,16 +3,20 @@
 //! - `seen`: the key of every row published (or being published), for
 //!   [`SEEN_RETENTION_MS`]: LivePerson may redeliver an event for as long as it retains it
 //!   (3 days), so a redelivery must still be recognised then;
-//! - `rolls`: each drop being built from sealed segments, and whether it is committed.
+//! - `rolls`: each drop being built from sealed segments, and whether it is committed;
+//! - `skill_decisions`: with `--skill`, the conversations known to be kept or dropped.
 //!
 //! The exactly-once rule: a roll's keys are written (one transaction) before its marker, and
 //! removed again if the drop turns out not to be committed, so that after any crash the keys
 //! in `seen` are exactly those of committed drops plus the roll in flight.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use lpdrop_tables::webhooks::RowKey;
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::skills::Decision;
 
 /// How long row keys are kept: LivePerson's longest retention (3 days) and a day of margin
 /// for the listener's own downtime and rolls.
@@ -50,6 +54,11 @@ impl State {
                  first_segment INTEGER NOT NULL,
                  last_segment INTEGER NOT NULL,
                  state TEXT NOT NULL CHECK (state IN ('building', 'committed', 'empty'))
+             );
+             CREATE TABLE IF NOT EXISTS skill_decisions (
+                 conversation_id TEXT PRIMARY KEY,
+                 decision TEXT NOT NULL CHECK (decision IN ('keep', 'drop')),
+                 at_ms INTEGER NOT NULL
              );",
         )?;
         Ok(State { db })
@@ -145,6 +154,42 @@ impl State {
         Ok(())
     }
 
+    /// What `--skill` knows of each conversation.
+    pub fn skill_decisions(&self) -> rusqlite::Result<HashMap<String, Decision>> {
+        let mut query = self
+            .db
+            .prepare("SELECT conversation_id, decision FROM skill_decisions")?;
+        let rows = query.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut known = HashMap::new();
+        for row in rows {
+            let (id, decision) = row?;
+            if let Some(d) = Decision::parse(&decision) {
+                known.insert(id, d);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Records what a roll learnt of conversations' skills.
+    pub fn record_decisions(
+        &mut self,
+        learnt: &[(String, Decision)],
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let tx = self.db.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO skill_decisions (conversation_id, decision, at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (conversation_id) DO UPDATE SET decision = excluded.decision,
+                 at_ms = excluded.at_ms",
+            )?;
+            for (id, decision) in learnt {
+                upsert.execute(params![id, decision.as_str(), now_ms])?;
+            }
+        }
+        tx.commit()
+    }
+
     /// Forgets keys older than [`SEEN_RETENTION_MS`], and finished rolls whose segments are
     /// gone, keeping the newest so that segment numbers are never reused.
     pub fn prune(&self, now_ms: i64) -> rusqlite::Result<usize> {
@@ -156,6 +201,10 @@ impl State {
             "DELETE FROM rolls WHERE state != 'building'
              AND last_segment < (SELECT MAX(last_segment) FROM rolls)
              AND created_at_ms < ?1",
+            [now_ms - SEEN_RETENTION_MS],
+        )?;
+        self.db.execute(
+            "DELETE FROM skill_decisions WHERE at_ms < ?1",
             [now_ms - SEEN_RETENTION_MS],
         )?;
         Ok(keys)

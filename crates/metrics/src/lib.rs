@@ -166,6 +166,13 @@ pub static WEBHOOK_DROPS: Counter = Counter::new(
     &["outcome"],
 );
 
+/// Notifications left out by `--skill`, by reason.
+pub static WEBHOOK_FILTERED: Counter = Counter::new(
+    "lpdrop_webhook_filtered_total",
+    "Webhook notifications lpdrop listen --skill left out, by reason: other_skill (their conversation closed without reaching a kept skill), skill_unknown (held longer than --skill-hold without their skill becoming known).",
+    &["reason"],
+);
+
 /// Every metric above, so that [`describe_all`] can list each from the first scrape.
 pub fn all() -> Vec<&'static Desc> {
     vec![
@@ -188,6 +195,7 @@ pub fn all() -> Vec<&'static Desc> {
         &WEBHOOK_ACK_DURATION.0,
         &WEBHOOK_SPOOL_DEPTH.0,
         &WEBHOOK_DROPS.0,
+        &WEBHOOK_FILTERED.0,
     ]
 }
 
