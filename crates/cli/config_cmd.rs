@@ -38,6 +38,25 @@ pub struct CheckArgs {
     /// Give up on each connection test after this long.
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     timeout: String,
+    /// `lpdrop listen`'s app installation client id.
+    #[arg(long, env = "LP_WEBHOOK_CLIENT_ID", value_name = "ID")]
+    webhook_client_id: Option<String>,
+    /// `lpdrop listen`'s app installation client secret.
+    #[arg(long, env = "LP_WEBHOOK_CLIENT_SECRET", hide_env_values = true)]
+    webhook_client_secret: Option<String>,
+    /// `lpdrop listen`'s spool folder.
+    #[arg(
+        long,
+        env = "LPDROP_SPOOL",
+        default_value = "./lpdrop-spool",
+        value_name = "DIR"
+    )]
+    spool: std::path::PathBuf,
+    /// `lpdrop listen`'s certificate chain and key, when it serves HTTPS itself.
+    #[arg(long, env = "LPDROP_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    #[arg(long, env = "LPDROP_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     s3: S3Args,
 }
@@ -71,6 +90,7 @@ pub async fn check(
             "LivePerson",
             bounded(timeout, check_liveperson(&args)).await,
         ),
+        ("webhooks", check_listener(&args)),
     ];
     let mut failed = Vec::new();
     for (what, outcome) in &checks {
@@ -167,6 +187,50 @@ async fn check_destination(args: &CheckArgs) -> Outcome {
             Err(e) => Outcome::Fail(format!("{e:#}")),
         },
     }
+}
+
+/// `lpdrop listen`'s settings: the app installation's credentials, a writable spool, and the
+/// certificate when it serves HTTPS itself. Nothing to connect to: LivePerson calls it.
+fn check_listener(args: &CheckArgs) -> Outcome {
+    let id = args.webhook_client_id.as_deref().filter(|v| !v.is_empty());
+    let secret = args
+        .webhook_client_secret
+        .as_deref()
+        .filter(|v| !v.is_empty());
+    let (id, _) = match (id, secret) {
+        (None, None) => {
+            return Outcome::Skipped(
+                "no LP_WEBHOOK_CLIENT_ID / LP_WEBHOOK_CLIENT_SECRET (only `lpdrop listen` needs them)"
+                    .into(),
+            );
+        }
+        (Some(_), None) => return Outcome::Fail("LP_WEBHOOK_CLIENT_SECRET is not set".into()),
+        (None, Some(_)) => return Outcome::Fail("LP_WEBHOOK_CLIENT_ID is not set".into()),
+        (Some(id), Some(secret)) => (id, secret),
+    };
+    let spool = &args.spool;
+    let probe = spool.join(format!(".lpdrop-config-check-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(spool)
+        .and_then(|()| std::fs::write(&probe, b"probe"))
+        .and_then(|()| std::fs::remove_file(&probe))
+    {
+        return Outcome::Fail(format!(
+            "the spool {} is not writable: {e}",
+            spool.display()
+        ));
+    }
+    let serving = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match lpdrop_listener::tls::server_config(cert, key) {
+            Ok(_) => format!("HTTPS with {}", cert.display()),
+            Err(e) => return Outcome::Fail(format!("{e:#}")),
+        },
+        (None, None) => "plain HTTP (TLS terminated in front)".to_string(),
+        _ => return Outcome::Fail("LPDROP_TLS_CERT and LPDROP_TLS_KEY go together".into()),
+    };
+    Outcome::Ok(format!(
+        "client id {id}, secret set, spool {} writable, {serving}",
+        spool.display()
+    ))
 }
 
 async fn check_liveperson(args: &CheckArgs) -> Outcome {

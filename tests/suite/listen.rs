@@ -738,3 +738,52 @@ fn skill_filter_keeps_exactly_the_conversations_of_its_skills() {
         );
     }
 }
+
+/// `config check` covers the listener: the app installation's credentials (the secret never
+/// shown, also from the configuration file), the spool, and the certificate.
+#[test]
+fn config_check_covers_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lpdrop.toml");
+    std::fs::write(
+        &file,
+        "[liveperson]\nwebhook_client_id = \"app-1\"\nwebhook_client_secret = \"hush-hush-42\"\n",
+    )
+    .unwrap();
+    let queue = dir.path().join("q.sqlite").display().to_string();
+    let spool = dir.path().join("spool").display().to_string();
+    let ok = run(lpdrop()
+        .args(["--queue", &queue, "--config"])
+        .arg(&file)
+        .args(["config", "check", "--spool", &spool]));
+    let text = output_text(&ok);
+    assert!(ok.status.success(), "{text}");
+    assert!(
+        text.contains("ok    webhooks     client id app-1, secret set"),
+        "{text}"
+    );
+    assert!(!text.contains("hush-hush-42"), "{text}");
+
+    let missing = run(lpdrop()
+        .args(["--queue", &queue, "config", "check", "--spool", &spool])
+        .env("LP_WEBHOOK_CLIENT_ID", "app-1"));
+    let text = output_text(&missing);
+    assert!(!missing.status.success());
+    assert!(
+        text.contains("FAIL  webhooks     LP_WEBHOOK_CLIENT_SECRET is not set"),
+        "{text}"
+    );
+
+    let bad_cert = dir.path().join("nothing.pem");
+    std::fs::write(&bad_cert, "not a certificate").unwrap();
+    let tls = run(lpdrop()
+        .args(["--queue", &queue, "--config"])
+        .arg(&file)
+        .args(["config", "check", "--spool", &spool, "--tls-cert"])
+        .arg(&bad_cert)
+        .arg("--tls-key")
+        .arg(&bad_cert));
+    let text = output_text(&tls);
+    assert!(!tls.status.success());
+    assert!(text.contains("FAIL  webhooks"), "{text}");
+}
