@@ -3,8 +3,9 @@
 //! - [`signature`]: `X-LivePerson-Signature`, the HMAC of the raw body with the client secret.
 //! - [`notification`]: the notification bodies, decoded leniently into the events lpdrop keeps.
 //!
-//! The protocol's facts (delivery, retries, headers, payload shapes) are summarised in
-//! ARCHITECTURE.md §9 of this repository.
+//! The vendor's example bodies, with their quirks, and two signed test vectors are in
+//! `tests/fixtures/liveperson-docs/webhooks/` (its README says where each comes from); how the
+//! listener turns deliveries into drops is in ARCHITECTURE.md §6.
 
 pub mod notification;
 pub mod signature;
