@@ -564,7 +564,9 @@ async fn run(
         Command::Jobs { command } => jobs_cmd::run(&cli.queue, command).await,
         Command::Worker(args) => worker::run(&cli.queue, *args, output).await,
         Command::Listen(args) => listen::run(&cli.queue, *args, output).await,
-        Command::Schedule(args) => schedule::run(&cli.queue, *args).await,
+        Command::Schedule(args) => {
+            schedule::run(&cli.queue, *args, output.column_mapping.as_deref()).await
+        }
         Command::Demo {
             out,
             per_day,

@@ -51,12 +51,20 @@ pub struct ScheduleArgs {
     /// "off" disables it.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     refetch_after: String,
+    #[command(flatten)]
+    glue: crate::catalog_cmd::GlueArgs,
+    #[command(flatten)]
+    s3: crate::s3_args::S3Args,
     /// Pretend the current time is T (for testing a schedule).
     #[arg(long, value_name = "T", hide = true)]
     now: Option<String>,
 }
 
-pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
+pub async fn run(
+    queue_url: &str,
+    args: ScheduleArgs,
+    mapping: Option<&lpdrop_tables::ColumnMapping>,
+) -> Result<()> {
     let every = parse_duration_ms(&args.every, "--every")?;
     let delay = lpdrop_settings::parse_duration(&args.delay)
         .map_err(|e| anyhow::anyhow!("--delay: {e}"))?
@@ -73,6 +81,7 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
         Some(t) => parse_time(t)?,
         None => chrono::Utc::now().timestamp_millis(),
     };
+    let database = args.glue.check(&Destination::parse(&args.out)?)?;
     let dest = Destination::for_job(&args.out)?;
     let source = args.source;
     let queue = Queue::open(queue_url).await.with_context(|| {
@@ -160,5 +169,77 @@ pub async fn run(queue_url: &str, args: ScheduleArgs) -> Result<()> {
             }
         }
     }
+    if let Some(database) = database {
+        complete_registrations(&queue, &args.account_id, database, &args.s3, mapping).await?;
+    }
+    Ok(())
+}
+
+/// Pending registrations completed per run, at most: a run stays short; the next does the rest.
+const REGISTRATIONS_PER_RUN: u64 = 500;
+
+/// `--glue-database`: registers the drops of the account's uploaded jobs whose registration is
+/// pending (what `catalog sync` does, without listing the whole prefix), and clears their marks.
+/// A registration that fails again stays pending and is reported; it does not fail the run.
+async fn complete_registrations(
+    queue: &Queue,
+    account_id: &str,
+    database: &str,
+    s3: &crate::s3_args::S3Args,
+    mapping: Option<&lpdrop_tables::ColumnMapping>,
+) -> Result<()> {
+    let jobs = queue
+        .catalog_pending_jobs(account_id, REGISTRATIONS_PER_RUN)
+        .await?;
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let settings = s3.settings();
+    let (mut registered, mut still_pending) = (0, 0);
+    for job in &jobs {
+        let Some(root) = job.drop.as_ref().map(|d| d.root.clone()) else {
+            continue;
+        };
+        let dest = Destination::parse(&job.spec.dest)?;
+        let (store, _) = lpdrop_drop::open(&dest, &settings).await?;
+        let key = format!("{root}/{}", lpdrop_drop::MANIFEST_NAME);
+        let manifest: lpdrop_drop::Manifest = match store.get_bytes(&key).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a manifest", store.location(&key)))?,
+            Ok(None) => bail!("job {}: {} is missing", job.id, store.location(&key)),
+            Err(e) => {
+                outln!(
+                    "job {}: cannot read its manifest ({e}); still pending",
+                    job.id
+                );
+                still_pending += 1;
+                continue;
+            }
+        };
+        match lpdrop_catalog::register_or_pending(&settings.s3, database, &dest, &manifest, mapping)
+            .await
+        {
+            lpdrop_catalog::Outcome::Registered(_) => {
+                queue.catalog_registered(&[root]).await?;
+                registered += 1;
+            }
+            lpdrop_catalog::Outcome::Pending { error, .. } => {
+                outln!(
+                    "job {}: catalog registration still pending: {error}",
+                    job.id
+                );
+                still_pending += 1;
+            }
+        }
+    }
+    outln!(
+        "Completed {registered} pending catalog registration{} in Glue database {database}{}",
+        if registered == 1 { "" } else { "s" },
+        if still_pending > 0 {
+            format!("; {still_pending} still pending")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }

@@ -506,3 +506,128 @@ async fn access_denied_leaves_drops_committed_with_registration_pending_until_ca
     assert!(jobs_json()["catalog_pending"].is_null());
     assert_registered(&moto, "lpdrop_denied", "denied/", 2).await;
 }
+
+/// `schedule --glue-database` completes the registrations left pending by workers (no listing
+/// of the prefix): one that fails again stays pending and is reported, and once Glue answers
+/// the job's mark is cleared and its drop registered.
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_completes_pending_registrations() {
+    use lpdrop_testkit::fault_proxy::{Fault, FaultProxy, RequestKind, Rule};
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET).await;
+    let denied = FaultProxy::start(
+        &moto.url,
+        1,
+        vec![Rule::new(RequestKind::Glue, 1.0, &[Fault::AccessDenied])],
+    );
+    let emulator = crate::RunningEmulator::start(40);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue.db");
+    let queue = queue.to_str().unwrap();
+    let out_prefix = format!("s3://{BUCKET}/scheduled");
+    let command = |glue_endpoint: &str| {
+        let mut cmd = crate::with_queue(queue, emulator.url());
+        for (k, v) in moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("AWS_ENDPOINT_URL_GLUE", glue_endpoint)
+            .env("LPDROP_GLUE_DATABASE", "lpdrop_scheduled");
+        cmd
+    };
+    let mut add = command(&moto.url);
+    add.args([
+        "jobs",
+        "add",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        &out_prefix,
+    ]);
+    assert!(run(&mut add).status.success());
+    assert!(
+        run(command(denied.url()).args(["worker", "--once"]))
+            .status
+            .success()
+    );
+
+    // Nothing due (the first window of the schedule ends after --now): only registrations.
+    let schedule = |glue_endpoint: &str| {
+        run(command(glue_endpoint).args([
+            "schedule",
+            "--out",
+            &out_prefix,
+            "--start",
+            "2026-03-02",
+            "--now",
+            "2026-03-02T00:05:00Z",
+        ]))
+    };
+    let again_denied = schedule(denied.url());
+    let stdout = String::from_utf8_lossy(&again_denied.stdout);
+    assert!(again_denied.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("catalog registration still pending"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Completed 0 pending catalog registrations"),
+        "{stdout}"
+    );
+
+    let completed = schedule(&moto.url);
+    let stdout = String::from_utf8_lossy(&completed.stdout);
+    assert!(completed.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .contains("Completed 1 pending catalog registration in Glue database lpdrop_scheduled"),
+        "{stdout}"
+    );
+    let list = run(crate::with_queue(queue, emulator.url()).args(["jobs", "list", "--json"]));
+    let jobs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(jobs[0]["catalog_pending"].is_null(), "{jobs}");
+    assert_registered(&moto, "lpdrop_scheduled", "scheduled/", 1).await;
+    // A run with nothing pending says nothing about the catalog.
+    let quiet = schedule(&moto.url);
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("catalog"));
+}
+
+/// `lpdrop listen --glue-database`: each webhook drop is registered as it is committed, its
+/// four `webhook_*` tables and one partition each.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_registers_each_webhook_drop() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = moto.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("LPDROP_GLUE_DATABASE", "lpdrop_webhooks"));
+    let (listener, addr) = crate::listen::listen(
+        "127.0.0.1:0",
+        std::path::Path::new(&format!("s3://{BUCKET}/webhooks")),
+        &dir.path().join("spool"),
+        &["--roll-every", "1h"],
+        &env,
+    );
+    for name in [
+        "consumer-text-seq0.json",
+        "agent-read-seq1.json",
+        "conversation-open.json",
+    ] {
+        let body = std::fs::read(crate::listen::fixtures().join(name)).unwrap();
+        let signature = crate::listen::signed(&body);
+        let headers = [("X-LivePerson-Signature", signature.as_str())];
+        assert_eq!(crate::listen::post(addr, "POST", "/", &headers, &body), 200);
+    }
+    listener.signal("TERM");
+    let (status, lines) = listener.wait(std::time::Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("registered in Glue database lpdrop_webhooks")),
+        "{lines:#?}"
+    );
+    assert_registered(&moto, "lpdrop_webhooks", "webhooks/", 1).await;
+}

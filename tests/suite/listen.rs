@@ -20,12 +20,12 @@ const SECRET: &str = "rl9hacst6kqilbofup64n11ga3";
 const ACCOUNT: &str = "42257269";
 const CLIENT: &str = "81fad476-88af-4d08-bc0e-20bc69439ed4";
 
-fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liveperson-docs/webhooks")
 }
 
 /// `lpdrop listen` on `addr` into `out`, with `spool`; waits for it to listen.
-fn listen(
+pub(crate) fn listen(
     addr: &str,
     out: &Path,
     spool: &Path,
@@ -54,7 +54,13 @@ fn listen(
 }
 
 /// One HTTP/1.1 request; the status code.
-fn post(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+pub(crate) fn post(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> u16 {
     let mut s = TcpStream::connect(addr).expect("the listener accepts connections");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
@@ -76,7 +82,7 @@ fn post(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
         .unwrap_or_else(|| panic!("no status in {answer:?}"))
 }
 
-fn signed(body: &[u8]) -> String {
+pub(crate) fn signed(body: &[u8]) -> String {
     sign(SECRET, body, Algorithm::Sha1, Encoding::Base64)
 }
 

@@ -554,6 +554,14 @@ impl Queue {
             .await
     }
 
+    /// Up to `limit` uploaded jobs of an account whose catalog registration is pending, oldest
+    /// first (`schedule --glue-database` completes them).
+    pub async fn catalog_pending_jobs(&self, account_id: &str, limit: u64) -> Result<Vec<Job>> {
+        let account_id = account_id.to_string();
+        self.read(move |db| Box::pin(machine::catalog_pending_jobs(db, account_id, limit)))
+            .await
+    }
+
     /// Uploaded jobs whose catalog registration is pending.
     pub async fn catalog_pending_count(&self) -> Result<u64> {
         self.read(|db| Box::pin(machine::catalog_pending_count(db)))

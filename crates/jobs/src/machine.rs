@@ -558,6 +558,25 @@ pub(crate) async fn catalog_pending_count(db: &mut dyn Db) -> Result<u64> {
     Ok(n.max(0) as u64)
 }
 
+/// Uploaded jobs of `account_id` whose catalog registration is pending, oldest first.
+pub(crate) async fn catalog_pending_jobs(
+    db: &mut dyn Db,
+    account_id: String,
+    limit: u64,
+) -> Result<Vec<Job>> {
+    db.query(
+        &format!(
+            "SELECT {JOB_COLUMNS} FROM lpdrop_jobs WHERE catalog_pending IS NOT NULL \
+             AND account_id = $1 ORDER BY id LIMIT $2"
+        ),
+        &[account_id.as_str().into(), limit.into()],
+    )
+    .await?
+    .iter()
+    .map(job_from_row)
+    .collect()
+}
+
 /// Clears the pending catalog registration of the jobs whose drop root is one of `roots`;
 /// returns how many were pending.
 pub(crate) async fn catalog_registered(db: &mut dyn Db, roots: Vec<String>) -> Result<u64> {
