@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
@@ -792,4 +793,127 @@ fn config_check_covers_the_listener() {
     let text = output_text(&tls);
     assert!(!tls.status.success());
     assert!(text.contains("FAIL  webhooks"), "{text}");
+}
+
+/// A signed content event of conversation `c-full`, sequence `seq`, about `size` bytes.
+fn content_event(seq: usize, size: usize) -> Vec<u8> {
+    let text = "x".repeat(size);
+    format!(
+        r#"{{"kind":"notification","body":{{"changes":[{{"sequence":{seq},"originatorId":"c","originatorMetadata":{{"id":"c","role":"CONSUMER"}},"serverTimestamp":1,"event":{{"type":"ContentEvent","message":"{text}","contentType":"text/plain"}},"conversationId":"c-full","dialogId":"c-full"}}]}},"type":"ms.MessagingEventNotification"}}"#
+    )
+    .into_bytes()
+}
+
+/// A full spool: notifications that cannot be made durable are answered 503 (LivePerson
+/// retries them), never 200; once there is room again they are taken, and the drop holds
+/// exactly the acknowledged ones. The spool is a small tmpfs in a private mount namespace
+/// (needs root, as CI has), filled from outside through `/proc/PID/root`.
+#[test]
+fn a_full_spool_answers_503_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, spool) = (dir.path().join("out"), dir.path().join("spool"));
+    std::fs::create_dir_all(&spool).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=2m lpdrop-spool "$0" || exit 97; shift; exec "$@""#)
+        .arg(&spool)
+        .arg("--")
+        .arg(crate::bin())
+        .args([
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--roll-every",
+            "1h",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--spool")
+        .arg(&spool)
+        .env("LP_ACCOUNT_ID", ACCOUNT)
+        .env("LP_WEBHOOK_CLIENT_ID", CLIENT)
+        .env("LP_WEBHOOK_CLIENT_SECRET", SECRET);
+    let mut child = Spawned::new(cmd);
+    let line = child.wait_for("Listening for LivePerson webhooks", Duration::from_secs(30));
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The spool as the listener sees it: its tmpfs, not the empty folder on the host.
+    let inside =
+        PathBuf::from(format!("/proc/{}/root", child.id())).join(spool.strip_prefix("/").unwrap());
+    assert!(
+        inside.join("state.sqlite").exists(),
+        "the tmpfs is the listener's spool"
+    );
+    // Fill it but for about 40 KiB.
+    let filler = inside.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    while file.write_all(&chunk).is_ok() {}
+    drop(file);
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len - 40 * 1024)
+        .unwrap();
+
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    for seq in 0..200 {
+        let body = content_event(seq, 4000);
+        let status = post(
+            addr,
+            "POST",
+            "/",
+            &[("X-LivePerson-Signature", &signed(&body))],
+            &body,
+        );
+        match status {
+            200 => {
+                assert_eq!(refused, 0, "nothing is taken again before there is room");
+                acknowledged.insert(seq.to_string());
+            }
+            503 => refused += 1,
+            other => panic!("answered {other}"),
+        }
+        if refused == 3 {
+            break;
+        }
+    }
+    assert!(
+        !acknowledged.is_empty() && refused == 3,
+        "{acknowledged:?}, {refused}"
+    );
+    // Room again: the next delivery is taken.
+    std::fs::remove_file(&filler).unwrap();
+    let body = content_event(1000, 4000);
+    assert_eq!(
+        post(
+            addr,
+            "POST",
+            "/",
+            &[("X-LivePerson-Signature", &signed(&body))],
+            &body
+        ),
+        200
+    );
+    acknowledged.insert("1000".to_string());
+
+    child.signal("TERM");
+    let (status, lines) = child.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("could not be spooled")),
+        "the 503s are logged"
+    );
+    let seqs: BTreeSet<String> = rows(&out, "webhook_messages", &["seq"])
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(seqs, acknowledged, "exactly the acknowledged notifications");
 }
