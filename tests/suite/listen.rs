@@ -917,3 +917,66 @@ fn a_full_spool_answers_503_and_loses_nothing_acknowledged() {
         .collect();
     assert_eq!(seqs, acknowledged, "exactly the acknowledged notifications");
 }
+
+/// `--metrics-addr`: accepted and refused notifications by reason, events by type, the ack
+/// latency histogram, the spool depth and the drops published.
+#[test]
+fn metrics_count_what_the_listener_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, spool) = (dir.path().join("out"), dir.path().join("spool"));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (child, addr) = listen(
+        "127.0.0.1:0",
+        &out,
+        &spool,
+        &["--roll-every", "1h", "--metrics-addr", &metrics],
+        &[],
+    );
+    let scrape = || {
+        let mut s = TcpStream::connect(&metrics).expect("metrics are served");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let body = std::fs::read(fixtures().join("agent-read-seq1.json")).unwrap();
+    let good = signed(&body);
+    assert_eq!(
+        post(
+            addr,
+            "POST",
+            "/",
+            &[("X-LivePerson-Signature", &good)],
+            &body
+        ),
+        200
+    );
+    assert_eq!(
+        post(
+            addr,
+            "POST",
+            "/",
+            &[(
+                "X-LivePerson-Signature",
+                "sha1=e/TfS0wv1HbvEsMqcBMmFLcMslI="
+            )],
+            &body
+        ),
+        401
+    );
+    let text = scrape();
+    for line in [
+        "lpdrop_webhook_notifications_total{outcome=\"accepted\"} 1",
+        "lpdrop_webhook_notifications_total{outcome=\"signature_mismatch\"} 1",
+        "lpdrop_webhook_events_total{type=\"AcceptStatusEvent\"} 1",
+        "lpdrop_webhook_ack_duration_seconds_count 2",
+        "lpdrop_webhook_spool_depth 1",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    child.signal("TERM");
+    let (status, lines) = child.wait(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    assert_eq!(verify_all(&out), 1);
+}

@@ -319,7 +319,8 @@ impl OpenSegment {
             None => {
                 self.records += written;
                 self.durable_len = self.file.get_ref().metadata().map_or(0, |m| m.len());
-                depth.fetch_add(written, Ordering::Relaxed);
+                let now = depth.fetch_add(written, Ordering::Relaxed) + written;
+                lpdrop_metrics::WEBHOOK_SPOOL_DEPTH.set(&[], now as f64);
                 for done in waiting {
                     let _ = done.send(Ok(()));
                 }
