@@ -55,7 +55,7 @@ LPDROP_VENV="$venv" LPDROP_BIN="$PWD/target/debug/lpdrop" bash tests/check-deplo
 echo "== SQS loader end to end (moto, the real binary, DuckDB)"
 LPDROP_BIN="$PWD/target/debug/lpdrop" "$venv/bin/python" -m pytest -q tests/loader
 
-echo "== readers on fresh drops: the demo (messaging), chat and dimension syncs, and a demo with a column mapping"
+echo "== readers on fresh drops: the demo (messaging), chat and dimension syncs, a demo with a column mapping, and a webhook drop"
 scratch=$(mktemp -d)
 emulator_pid=""
 cleanup() {
@@ -83,8 +83,22 @@ for source in chat dimensions; do
     LP_ACCESS_TOKEN_SECRET=emulator LP_DOMAIN="http://127.0.0.1:$port" \
     "$lpdrop" sync --source "$source" --from 2026-10-01 --to 2026-10-02 --out "$scratch/$source"
 done
+# A webhook drop: `lpdrop listen` fed by the emulator's webhook sender, published on SIGTERM.
+lport=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+LP_ACCOUNT_ID=12345678 LP_WEBHOOK_CLIENT_ID=lpdrop-emulator LP_WEBHOOK_CLIENT_SECRET=readers \
+  "$lpdrop" listen --addr "127.0.0.1:$lport" --out "$scratch/webhooks" --spool "$scratch/spool" \
+  --roll-every 1h >"$scratch/listen.log" 2>&1 &
+listen_pid=$!
+for _ in $(seq 50); do
+  "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $lport), 0.2)" 2>/dev/null && break
+  sleep 0.1
+done
+LPDROP_EMULATOR_WEBHOOK_SECRET=readers "$lpdrop" emulator --port 0 \
+  --webhook-url "http://127.0.0.1:$lport/" --webhook-conversations 50 >/dev/null
+kill -TERM "$listen_pid"
+wait "$listen_pid" || { cat "$scratch/listen.log"; exit 1; }
 drops=()
-for out in demo chat dimensions mapped; do
+for out in demo chat dimensions mapped webhooks; do
   marker=$(find "$scratch/$out" -name upload.complete)
   [ "$(echo "$marker" | wc -l)" -eq 1 ] || { echo "expected exactly one committed drop in $out"; exit 1; }
   drops+=("$(dirname "$marker")")

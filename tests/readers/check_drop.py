@@ -3,7 +3,8 @@
 
 Usage: check_drop.py DROP_DIR [DROP_DIR ...] [--no-spark] [--mapped-schemas=FILE]
 
-Drops of every source are understood (messaging, chat, dimensions: manifest source.api).
+Drops of every source are understood (messaging, chat, dimensions, webhooks: manifest
+source.api).
 For every table in manifest.json, each reader must:
   - read the table's folder and count exactly the manifest's rows;
   - see exactly the declared columns, in order, and every timestamp column as a UTC
@@ -42,6 +43,9 @@ def load(drop):
 SOURCES = {
     "messaging_interactions": ("conversations", "conversation_id", "start_time"),
     "engagement_history": ("chats", "engagement_id", "start_time"),
+    # Webhook drops: every row names the notification it came from, which the audit table
+    # holds; the window is the receive times.
+    "webhooks": ("webhook_events", "notification_sha256", "received_at"),
 }
 # Dimension tables: child -> (parent, key).
 DIMENSION_PARENTS = {
