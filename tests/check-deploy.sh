@@ -20,9 +20,12 @@
 #      oldest and newest versions below (unknown fields, wrong types and unknown kinds fail);
 #   3. kustomization.yaml lists files that exist and covers every manifest but the examples,
 #      and `kubectl kustomize` renders it into objects that pass the same strict validation;
-#   4. manifests are consistent: Secret/ConfigMap/ServiceAccount references resolve, the
-#      Service selects the worker pods, probes and the scrape annotation use the metrics port,
-#      the grace period outlasts --shutdown-grace, the CronJob forbids overlapping runs;
+#   4. manifests are consistent: Secret/ConfigMap/ServiceAccount/PersistentVolumeClaim
+#      references resolve, each Service selects the pods of one Deployment (worker, listener),
+#      probes and the scrape annotation use the metrics port, the worker's grace period
+#      outlasts --shutdown-grace, the CronJob forbids overlapping runs; the listener runs one
+#      replica with strategy Recreate, its spool on a PersistentVolumeClaim, a grace period
+#      for its final publish, and its Ingress (TLS, path /) names an existing Service port;
 #   5. pod hardening: non-root, seccomp, read-only root filesystem, no privilege escalation,
 #      ALL capabilities dropped, resources set, images tagged;
 #   6. no secrets: every Secret/env-file secret value is a REPLACE_ME placeholder, and no
@@ -31,7 +34,8 @@
 #      its structure (cargo build --release --locked, numeric non-root USER, ENTRYPOINT/CMD);
 #      .dockerignore keeps target/ and .git out and what the build needs in;
 #   8. systemd units pass `systemd-analyze verify` (any warning about them fails) and
-#      `systemd-analyze security --offline=true` (exposure at most 2.0), plus required keys;
+#      `systemd-analyze security --offline=true` (exposure at most 2.0), plus required keys
+#      (lpdrop-listen.service: spool in its StateDirectory, SIGTERM and time to publish);
 #   9. with the binary: every lpdrop flag and LP_*/LPDROP_* variable used exists.
 # Exit status: 0 when everything passed, 1 otherwise.
 set -euo pipefail
@@ -86,6 +90,8 @@ ENV_EXTRA = {"TMPDIR"}
 # Our own variable, expanded into `--start` by Kubernetes ($(..)) and systemd (${..}).
 ENV_EXPANDED = {"LPDROP_SCHEDULE_START"}
 MAX_EXPOSURE = 20  # systemd-analyze security threshold, in tenths: exposure <= 2.0
+# The listener publishes what its spool holds on SIGTERM: the least time to leave it, in s.
+LISTEN_MIN_STOP = 60
 
 passed = 0
 problems = []
@@ -356,8 +362,9 @@ for path, doc in workloads:
             for var in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", a):
                 check(var in env_keys, f"{cw}: $({var}) in args is set in its environment")
         lpdrop_invocations.append((cw, args))
-        # the worker: probes on the metrics port, scrape annotation, shutdown
+        # worker and listener: probes on the metrics port, scrape annotation, shutdown
         if doc["kind"] == "Deployment":
+            listener = args[:1] == ["listen"]
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             check("metrics" in ports, f"{cw}: a port named metrics")
             mport = ports.get("metrics")
@@ -367,8 +374,10 @@ for path, doc in workloads:
                       f"{cw}: {probe} is GET {path_} on the metrics port")
             addr = next((e.get("value") for e in c.get("env", [])
                          if e["name"] == METRICS_ENV), None)
+            if "--metrics-addr" in args[:-1]:
+                addr = args[args.index("--metrics-addr") + 1]
             check(addr is not None and addr.rsplit(":", 1)[-1] == str(mport),
-                  f"{cw}: {METRICS_ENV}={addr} listens on the metrics port {mport}")
+                  f"{cw}: metrics address {addr} listens on the metrics port {mport}")
             ann = (meta or {}).get("annotations", {})
             check(ann.get("prometheus.io/scrape") == "true"
                   and ann.get("prometheus.io/port") == str(mport)
@@ -377,9 +386,41 @@ for path, doc in workloads:
             check(any(m.get("mountPath") == "/tmp" for m in c.get("volumeMounts", [])),
                   f"{cw}: a writable /tmp for staging (root filesystem is read-only)")
             grace = spec.get("terminationGracePeriodSeconds", 30)
-            sg = args[args.index("--shutdown-grace") + 1] if "--shutdown-grace" in args else "25s"
-            check(grace >= duration_s(sg) + 30,
-                  f"{cw}: terminationGracePeriodSeconds {grace} >= --shutdown-grace {sg} + 30s")
+            if not listener:
+                sg = (args[args.index("--shutdown-grace") + 1] if "--shutdown-grace" in args
+                      else "25s")
+                check(grace >= duration_s(sg) + 30,
+                      f"{cw}: terminationGracePeriodSeconds {grace} >= --shutdown-grace {sg} "
+                      f"+ 30s")
+                continue
+            # the listener: one replica that owns its spool, and time for the final publish
+            check(grace >= LISTEN_MIN_STOP,
+                  f"{cw}: terminationGracePeriodSeconds {grace} >= {LISTEN_MIN_STOP} "
+                  f"(final publish on SIGTERM)")
+            check(doc["spec"].get("replicas") == 1, f"{w}: exactly one replica (owns its spool)")
+            check(doc["spec"].get("strategy", {}).get("type") == "Recreate",
+                  f"{w}: strategy Recreate (never two pods on one spool)")
+            addr = args[args.index("--addr") + 1] if "--addr" in args[:-1] else None
+            check("webhook" in ports and addr is not None
+                  and addr.startswith("0.0.0.0:")
+                  and addr.rsplit(":", 1)[-1] == str(ports["webhook"]),
+                  f"{cw}: --addr {addr} listens on all interfaces on the webhook port "
+                  f"{ports.get('webhook')}")
+            spool = next((e.get("value") for e in c.get("env", [])
+                          if e["name"] == "LPDROP_SPOOL"), None)
+            if "--spool" in args[:-1]:
+                spool = args[args.index("--spool") + 1]
+            mounts = {m.get("mountPath"): m.get("name") for m in c.get("volumeMounts", [])}
+            vols = {v["name"]: v for v in spec.get("volumes", [])}
+            vol = vols.get(mounts.get(spool), {})
+            claim = vol.get("persistentVolumeClaim", {}).get("claimName")
+            check(claim is not None, f"{cw}: the spool {spool} is a mounted "
+                  f"PersistentVolumeClaim (not lost with the pod)")
+            if claim is not None:
+                pvc = named("PersistentVolumeClaim", claim)
+                check(bool(pvc) and "ReadWriteMany" not in pvc[0]["spec"].get("accessModes", []),
+                      f"{cw}: PersistentVolumeClaim {claim} is defined and not ReadWriteMany")
+            check(isinstance(psc.get("fsGroup"), int), f"{w}: fsGroup makes the spool writable")
     if doc["kind"] == "CronJob":
         check(doc["spec"].get("concurrencyPolicy") == "Forbid", f"{w}: concurrencyPolicy Forbid")
         check(doc["spec"].get("schedule") == "*/5 * * * *", f"{w}: runs every 5 minutes")
@@ -389,7 +430,10 @@ for path, svc in by_kind("Service"):
     targets = [d for _, d in by_kind("Deployment")
                if sel and all(d["spec"]["template"]["metadata"]["labels"].get(k) == v
                               for k, v in sel.items())]
-    check(len(targets) == 1, f"Service/{svc['metadata']['name']} selects the worker pods")
+    comps = [t["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+             for t in targets]
+    check(len(targets) == 1, f"Service/{svc['metadata']['name']} selects the pods of one "
+          f"Deployment ({', '.join(map(str, comps)) or 'none'})")
     for t in targets:
         names = {p.get("name") for c in t["spec"]["template"]["spec"]["containers"]
                  for p in c.get("ports", [])}
@@ -397,6 +441,34 @@ for path, svc in by_kind("Service"):
             check(p.get("targetPort") in names,
                   f"Service/{svc['metadata']['name']}: targetPort {p.get('targetPort')} "
                   f"is a container port")
+ingresses = by_kind("Ingress")
+check(len(ingresses) >= 1, f"{len(ingresses)} Ingress (the listener's HTTPS endpoint)")
+for path, ing in ingresses:
+    iw = f"Ingress/{ing['metadata']['name']}"
+    tls = ing["spec"].get("tls", [])
+    tls_hosts = {h for t in tls for h in t.get("hosts", [])}
+    check(bool(tls) and all(t.get("secretName") for t in tls),
+          f"{iw}: TLS from a Secret (LivePerson calls https:// only)")
+    for rule in ing["spec"].get("rules", []):
+        host = rule.get("host")
+        check(host in tls_hosts, f"{iw}: host {host} is covered by tls:")
+        paths = rule.get("http", {}).get("paths", [])
+        check(any(p.get("path") == "/" and p.get("pathType") == "Prefix" for p in paths),
+              f"{iw}: {host} routes path / (Prefix), so any webhook path reaches the listener")
+        for p in paths:
+            be = p.get("backend", {}).get("service", {})
+            svcs = named("Service", be.get("name"))
+            port = be.get("port", {})
+            want = port.get("name") if "name" in port else port.get("number")
+            have = {q.get("name") for q in svcs[0]["spec"].get("ports", [])} | {
+                q.get("port") for q in svcs[0]["spec"].get("ports", [])} if svcs else set()
+            check(bool(svcs) and want in have,
+                  f"{iw}: backend Service {be.get('name')} port {want} exists")
+    ann = ing["metadata"].get("annotations", {})
+    for key, value in ann.items():
+        if key.endswith("-timeout"):
+            check(int(value) >= 10, f"{iw}: {key} {value}s >= 10s (LivePerson allows 2.5 s "
+                  f"per call; never cut a slow one shorter than the listener does)")
 for path, d in by_kind("Deployment"):
     sel = d["spec"]["selector"]["matchLabels"]
     labels = d["spec"]["template"]["metadata"]["labels"]
@@ -549,16 +621,27 @@ finally:
 worker = unit_settings(f"{SYSTEMD_DIR}/lpdrop-worker.service")
 schedule = unit_settings(f"{SYSTEMD_DIR}/lpdrop-schedule.service")
 timer = unit_settings(f"{SYSTEMD_DIR}/lpdrop-schedule.timer")
-for name, u in (("lpdrop-worker.service", worker), ("lpdrop-schedule.service", schedule)):
+listen = unit_settings(f"{SYSTEMD_DIR}/lpdrop-listen.service")
+for name, u in (("lpdrop-worker.service", worker), ("lpdrop-schedule.service", schedule),
+                ("lpdrop-listen.service", listen)):
     S = lambda k: u.get(("Service", k), [])  # noqa: E731
     check(S("ProtectSystem") == ["strict"], f"{name}: ProtectSystem=strict")
     check(S("DynamicUser") == ["yes"] and S("User") == ["lpdrop"],
           f"{name}: DynamicUser=yes with the shared User=lpdrop")
-    check(S("StateDirectory") == ["lpdrop"], f"{name}: StateDirectory=lpdrop (SQLite queue)")
     check("/etc/lpdrop/lpdrop.env" in S("EnvironmentFile"),
           f"{name}: EnvironmentFile=/etc/lpdrop/lpdrop.env")
-    check("LPDROP_QUEUE=/var/lib/lpdrop/lpdrop.db" in S("Environment"),
-          f"{name}: default queue in the state directory")
+    if u is listen:
+        state = S("StateDirectory")[0].split() if S("StateDirectory") else []
+        spool = [e.split("=", 1)[1] for e in S("Environment") if e.startswith("LPDROP_SPOOL=")]
+        check(bool(spool) and "lpdrop" in state
+              and spool[0].removeprefix("/var/lib/") in state,
+              f"{name}: spool {spool[0] if spool else '(unset)'} in its StateDirectory "
+              f"({' '.join(state)}), kept across restarts")
+    else:
+        check(S("StateDirectory") == ["lpdrop"],
+              f"{name}: StateDirectory=lpdrop (SQLite queue)")
+        check("LPDROP_QUEUE=/var/lib/lpdrop/lpdrop.db" in S("Environment"),
+              f"{name}: default queue in the state directory")
     execs = S("ExecStart")
     if check(len(execs) == 1 and execs[0].startswith("/usr/local/bin/lpdrop "),
              f"{name}: ExecStart runs /usr/local/bin/lpdrop"):
@@ -577,6 +660,19 @@ stop = W("TimeoutStopSec")
 check(bool(stop) and duration_s(stop[0]) >= duration_s(sg) + 30,
       f"lpdrop-worker.service: TimeoutStopSec {stop[0] if stop else '(default)'} >= "
       f"--shutdown-grace {sg} + 30s")
+L = lambda k: listen.get(("Service", k), [])  # noqa: E731
+check(L("Restart") == ["on-failure"], "lpdrop-listen.service: Restart=on-failure")
+check(L("KillSignal") == ["SIGTERM"], "lpdrop-listen.service: KillSignal=SIGTERM")
+stop = L("TimeoutStopSec")
+check(bool(stop) and duration_s(stop[0]) >= LISTEN_MIN_STOP,
+      f"lpdrop-listen.service: TimeoutStopSec {stop[0] if stop else '(default)'} >= "
+      f"{LISTEN_MIN_STOP}s (final publish on SIGTERM)")
+largv = shlex.split(L("ExecStart")[0]) if L("ExecStart") else []
+check("--metrics-addr" in largv
+      and largv[largv.index("--metrics-addr") + 1].rsplit(":", 1)[-1]
+      not in {e.split("=", 1)[1].rsplit(":", 1)[-1] for e in W("Environment")
+              if e.startswith(METRICS_ENV + "=")},
+      "lpdrop-listen.service: --metrics-addr on another port than the worker's")
 check(schedule.get(("Service", "Type")) == ["oneshot"], "lpdrop-schedule.service: Type=oneshot")
 check(timer.get(("Timer", "OnCalendar")) == ["*:0/5"], "lpdrop-schedule.timer: every 5 minutes")
 check(timer.get(("Timer", "Persistent")) == ["true"], "lpdrop-schedule.timer: Persistent=true")
@@ -603,7 +699,8 @@ else:
         return helps[key]
 
     known_env = set(re.findall(r"\[env: ([A-Z0-9_]+)", help_of([]) or ""))
-    for sub in (["worker"], ["schedule"], ["jobs", "add"], ["sync"], ["gc"], ["verify"]):
+    for sub in (["worker"], ["schedule"], ["jobs", "add"], ["sync"], ["gc"], ["verify"],
+                ["listen"]):
         known_env |= set(re.findall(r"\[env: ([A-Z0-9_]+)", help_of(sub) or ""))
     check("LPDROP_QUEUE" in known_env, f"{len(known_env)} variables read from --help")
     for where, argv in lpdrop_invocations:
