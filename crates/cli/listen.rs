@@ -127,16 +127,10 @@ pub async fn run(
     let dest = Destination::parse(&args.out)?;
     let database = args.glue.check(&dest)?.map(str::to_string);
     let (store, _) = open_to_write(&dest, &args.s3.settings()).await?;
-    if let Some(addr) = args.metrics_addr {
-        lpdrop_metrics::describe_all();
-        let health = lpdrop_metrics::HealthState::new(std::time::Duration::from_secs(3600));
-        health.queue_ok(true);
-        health.beat();
-        let bound = lpdrop_metrics::serve(addr, health)
-            .await
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
-        tracing::info!(%bound, "metrics served");
-    }
+    let health = match args.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr, &args).await?),
+        None => None,
+    };
     let refetch = if args.refetch_closed {
         let queue = lpdrop_jobs::Queue::open(queue_url)
             .await
@@ -159,6 +153,7 @@ pub async fn run(
         roll_events: args.roll_events,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         refetch,
+        health,
         skills: (!args.skills.is_empty()).then(|| lpdrop_listener::skills::SkillFilter {
             skills: args.skills.iter().cloned().collect(),
             hold: args.skill_hold.get(),
@@ -258,4 +253,22 @@ async fn report(
             outln!("A drop could not be published (the spool keeps it; retrying): {error}");
         }
     }
+}
+
+/// Serves /metrics, /healthz and /readyz; the health the listener keeps current.
+async fn serve_metrics(addr: SocketAddr, args: &ListenArgs) -> Result<lpdrop_metrics::HealthState> {
+    lpdrop_metrics::describe_all();
+    // Live while the publisher's loop turns: it wakes at least every --roll-every, and a roll
+    // of a full spool may take minutes on a slow store.
+    let stale_after = args.roll_every.get() * 3 + std::time::Duration::from_secs(600);
+    let health = lpdrop_metrics::HealthState::new(stale_after);
+    // Ready once listening (readiness reads "the queue answered": the listener has no queue
+    // it depends on); not ready once draining.
+    health.queue_ok(true);
+    health.beat();
+    let bound = lpdrop_metrics::serve(addr, health.clone())
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    tracing::info!(%bound, "metrics served");
+    Ok(health)
 }

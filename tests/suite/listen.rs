@@ -241,7 +241,12 @@ fn vendor_notifications_become_one_drop_and_redeliveries_nothing() {
         ),
         413
     );
-    assert_eq!(post(addr, "GET", "/", &[], b""), 405);
+    assert_eq!(post(addr, "PUT", "/", &[], b""), 405);
+    assert_eq!(
+        post(addr, "GET", "/", &[], b""),
+        200,
+        "a load balancer's health check"
+    );
     // Signed but not a documented notification: kept, answered 200, once however often sent.
     let odd = br#"{"kind":"notification","type":"ms.SomethingNew","body":{}}"#;
     for _ in 0..2 {
@@ -932,14 +937,17 @@ fn metrics_count_what_the_listener_did() {
         &["--roll-every", "1h", "--metrics-addr", &metrics],
         &[],
     );
-    let scrape = || {
+    let get = |path: &str| {
         let mut s = TcpStream::connect(&metrics).expect("metrics are served");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         text
     };
+    let scrape = || get("/metrics");
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get("/readyz").starts_with("HTTP/1.1 200"));
     let body = std::fs::read(fixtures().join("agent-read-seq1.json")).unwrap();
     let good = signed(&body);
     assert_eq!(

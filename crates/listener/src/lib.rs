@@ -80,15 +80,21 @@ pub struct ListenSettings {
     pub refetch: Option<Refetch>,
     /// Keep only conversations routed to these skills.
     pub skills: Option<skills::SkillFilter>,
+    /// Told that the publisher's loop turns (liveness), and that the listener drains.
+    pub health: Option<lpdrop_metrics::HealthState>,
 }
 
 /// A running listener.
 pub struct Listener {
     addr: SocketAddr,
     accepting: Arc<AtomicBool>,
+    /// Stops the server; then `publish_last` has the publisher publish what is spooled.
     stop: watch::Sender<bool>,
+    publish_last: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    publisher: tokio::task::JoinHandle<()>,
+    /// Ends with the number of notifications left in the spool (0 after a clean stop).
+    publisher: tokio::task::JoinHandle<u64>,
+    health: Option<lpdrop_metrics::HealthState>,
     spool: SpoolWriter,
     /// Held for the listener's life: one listener per spool.
     _lock: File,
@@ -143,6 +149,7 @@ impl Listener {
         let addr = listener.local_addr()?;
         let accepting = Arc::new(AtomicBool::new(true));
         let (stop, stopped) = watch::channel(false);
+        let (publish_last, last_call) = watch::channel(false);
         let endpoint = server::Endpoint {
             account_id: settings.account_id.clone(),
             client_id: settings.client_id.clone(),
@@ -183,18 +190,20 @@ impl Listener {
             spool: spool.clone(),
             depth,
             published,
+            health: settings.health.clone(),
+            held: AtomicU64::new(0),
         };
         let roll_every = settings.roll_every;
-        let publisher = tokio::spawn(async move {
-            publisher.run(roll_every, sealed, stopped).await;
-        });
+        let publisher = tokio::spawn(publisher.run(roll_every, sealed, last_call));
         Ok(Listener {
             addr,
             accepting,
             stop,
+            publish_last,
             server,
             publisher,
             spool,
+            health: settings.health,
             _lock: lock,
         })
     }
@@ -210,15 +219,24 @@ impl Listener {
     }
 
     /// Stops accepting (new requests get 503, so LivePerson keeps them), waits for the
-    /// requests in flight, publishes everything spooled, and returns.
+    /// requests in flight, then publishes everything spooled. An error when something could
+    /// not be published: it stays in the spool, and the next start publishes it.
     pub async fn shutdown(self) -> Result<()> {
+        if let Some(health) = &self.health {
+            health.draining();
+        }
         self.accepting.store(false, Ordering::Relaxed);
         let _ = self.stop.send(true);
-        self.server
-            .await
-            .context("the webhook server panicked")?
-            .context("the webhook server failed")?;
-        self.publisher.await.context("the publisher panicked")?;
+        let served = self.server.await.context("the webhook server panicked")?;
+        // Only now is every acknowledged notification in the spool: the last roll takes all.
+        let _ = self.publish_last.send(true);
+        let left = self.publisher.await.context("the publisher panicked")?;
+        served.context("the webhook server failed")?;
+        anyhow::ensure!(
+            left == 0,
+            "{left} notifications could not be published and stay in the spool; the next \
+             start publishes them"
+        );
         Ok(())
     }
 }
@@ -266,30 +284,46 @@ struct Publisher {
     spool: SpoolWriter,
     depth: Arc<AtomicU64>,
     published: mpsc::UnboundedSender<Published>,
+    health: Option<lpdrop_metrics::HealthState>,
+    /// Notifications the last roll held for their conversation's skill (`--skill`).
+    held: AtomicU64,
 }
 
 /// Wait after a failed roll before trying again (the store may be down for a while).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl Publisher {
+    /// Publishes until told to publish the last time; then what is left in the spool.
     async fn run(
         self,
         roll_every: Duration,
         sealed: SealedSignal,
-        mut stop: watch::Receiver<bool>,
-    ) {
+        mut last_call: watch::Receiver<bool>,
+    ) -> u64 {
         let mut next_roll = tokio::time::Instant::now() + roll_every;
         let mut stopping = false;
         loop {
+            if let Some(health) = &self.health {
+                health.beat();
+            }
             // Whatever was sealed before (a crash, a restart) is published first.
             let ok = self.publish_sealed().await;
             if stopping {
-                if !ok {
+                let held = self.held.load(Ordering::Relaxed);
+                if held > 0 {
+                    tracing::info!(
+                        notifications = held,
+                        "notifications wait in the spool for their conversation's skill (--skill)"
+                    );
+                }
+                let left = self.spool.depth().saturating_sub(held);
+                if !ok || left > 0 {
                     tracing::error!(
+                        notifications = left,
                         "stopping with notifications still in the spool; the next start publishes them"
                     );
                 }
-                return;
+                return left;
             }
             let wake = if ok {
                 next_roll
@@ -304,7 +338,7 @@ impl Publisher {
                     }
                 }
                 _ = sealed.notified() => {}
-                _ = async { stop.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                _ = async { last_call.wait_for(|last| *last).await.map(|_| ()) } => {
                     // The server has stopped taking notifications; everything spooled goes out.
                     stopping = true;
                     self.spool.seal().await;
@@ -359,6 +393,7 @@ impl Publisher {
             let outcome = outcome.lock().expect("outcome lock");
             (outcome.read, outcome.held)
         };
+        self.held.store(held, Ordering::Relaxed);
         let before = self
             .depth
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {

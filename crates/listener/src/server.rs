@@ -61,10 +61,19 @@ async fn receive(
 }
 
 async fn answer(endpoint: &Endpoint, method: Method, headers: &HeaderMap, body: Body) -> Response {
+    // A load balancer's default health check (GET /) finds the endpoint up; the listener's
+    // own health is /healthz and /readyz on --metrics-addr.
+    if method == Method::GET || method == Method::HEAD {
+        return (
+            StatusCode::OK,
+            "lpdrop listen: POST LivePerson webhooks here\n",
+        )
+            .into_response();
+    }
     if method != Method::POST {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
-            [("allow", "POST")],
+            [("allow", "GET, HEAD, POST")],
             "LivePerson webhooks are POSTed\n",
         )
             .into_response();
