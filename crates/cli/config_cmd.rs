@@ -186,6 +186,15 @@ async fn check_destination(args: &CheckArgs) -> Outcome {
             Ok(_) => Outcome::Ok(format!("{out} is reachable (listing allowed)")),
             Err(e) => Outcome::Fail(format!("{e:#}")),
         },
+        Ok(dest @ Destination::Azure(_)) => {
+            let method = lpdrop_drop::azure::credential_source();
+            match open(&dest, &args.s3.settings()).await {
+                Ok(_) => Outcome::Ok(format!(
+                    "{out} is reachable (listing allowed) with {method}"
+                )),
+                Err(e) => Outcome::Fail(format!("{e:#} (credential: {method})")),
+            }
+        }
     }
 }
 

@@ -59,8 +59,8 @@ pub struct S3Args {
         value_name = "DURATION"
     )]
     pub store_retry_delay: lpdrop_settings::Duration,
-    /// Files larger than this many bytes go up to S3 as multipart uploads (tests use 0 to
-    /// send every file in parts).
+    /// Files larger than this many bytes go up to S3 as multipart uploads, and to Azure as
+    /// blocks (tests use 0 to send every file in parts).
     #[arg(
         long = "s3-multipart-threshold",
         env = "LPDROP_S3_MULTIPART_THRESHOLD",

@@ -9,6 +9,7 @@
 //! | `listen` | `lpdrop listen`: vendor notifications, refusals, the emulator's sender against killed listeners |
 //! | `metrics` | a long-running worker's Prometheus metrics, liveness and readiness |
 //! | `operability` | the configuration file, `config check`, logs, secrets, progress, completions |
+//! | `azure` | drops on Azure Blob Storage (Azurite): write, verify, gc, faults, a worker job |
 //! | `catalog` | drops registered in the Glue Data Catalog (moto): `--glue-database`, `catalog sync` |
 //! | `api_faults` | LivePerson's bad days (429, 5xx, resets, partial records) end to end |
 //! | `crash_points` | a worker killed at every step: one committed drop per job |
@@ -17,6 +18,7 @@
 //! | `s3_faults` | S3 writes that fail or lose their answers |
 
 mod api_faults;
+mod azure;
 mod catalog;
 mod crash_points;
 mod e2e;

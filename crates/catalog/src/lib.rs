@@ -641,6 +641,9 @@ pub fn retry_command(dest: &lpdrop_drop::Destination, database: &str) -> String 
         }
         lpdrop_drop::Destination::S3(l) => format!("s3://{}/{}", l.bucket, l.prefix.as_str()),
         lpdrop_drop::Destination::Local(p) => p.display().to_string(),
+        lpdrop_drop::Destination::Azure(l) => {
+            format!("az://{}/{}", l.container, l.prefix.as_str())
+        }
     };
     format!("lpdrop catalog sync {prefix} --glue-database {database}")
 }

@@ -1,9 +1,11 @@
-//! Destinations (a local folder or `s3://bucket/prefix`), the settings behind them, and
+//! Destinations (a local folder, `s3://bucket/prefix` or `az://container/prefix`), the settings
+//! behind them, and
 //! opening the object store for one: the one place that knows which kinds of store exist.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::azure::{AzureLocation, AzureStore};
 use crate::retry::RetryBudget;
 use crate::s3::{Encryption, S3ConnectOptions};
 use crate::{LocalStore, ObjectStore, Prefix, S3Location, S3Store, S3WriteOptions};
@@ -14,6 +16,8 @@ use anyhow::{Context, Result, bail};
 pub enum Destination {
     Local(PathBuf),
     S3(S3Location),
+    /// Azure Blob Storage: `az://container/prefix` (or `azure://`).
+    Azure(AzureLocation),
 }
 
 impl Destination {
@@ -23,8 +27,16 @@ impl Destination {
                 .map(Destination::S3)
                 .map_err(anyhow::Error::msg);
         }
+        if dest.starts_with("az://") || dest.starts_with("azure://") {
+            return AzureLocation::parse(dest)
+                .map(Destination::Azure)
+                .map_err(anyhow::Error::msg);
+        }
         if dest.contains("://") {
-            bail!("unsupported destination {dest:?}: use a local folder or s3://bucket/prefix");
+            bail!(
+                "unsupported destination {dest:?}: use a local folder, s3://bucket/prefix or \
+                 az://container/prefix"
+            );
         }
         if dest.is_empty() {
             bail!("the destination folder is empty");
@@ -49,6 +61,7 @@ impl Destination {
         match self {
             Destination::Local(_) => Prefix::default(),
             Destination::S3(l) => l.prefix.clone(),
+            Destination::Azure(l) => l.prefix.clone(),
         }
     }
 }
@@ -76,7 +89,8 @@ pub struct S3Settings {
     pub role_arn: Option<String>,
     /// External id required by that role's trust policy.
     pub external_id: Option<String>,
-    /// Files larger than this go up as multipart uploads (default 16 MiB).
+    /// Files larger than this go up as multipart uploads (default 16 MiB); on Azure, as
+    /// blocks and a block list.
     pub multipart_threshold: Option<u64>,
 }
 
@@ -142,6 +156,15 @@ pub async fn open(
         }
         Destination::S3(location) => {
             let store = settings.s3.store(&location.bucket, settings.retry).await?;
+            (Arc::new(store), location.prefix.as_str().to_string())
+        }
+        Destination::Azure(location) => {
+            let single_put_max = settings
+                .s3
+                .multipart_threshold
+                .unwrap_or(crate::azure::SINGLE_PUT_MAX);
+            let store = AzureStore::from_env(&location.container, settings.retry, single_put_max)
+                .map_err(anyhow::Error::msg)?;
             (Arc::new(store), location.prefix.as_str().to_string())
         }
     };

@@ -13,6 +13,7 @@
 //!                              lpdrop_tables::all_tables(), WriterOptions::default());
 //! ```
 
+pub mod azure;
 pub mod crash;
 pub mod dest;
 pub mod gc;
@@ -26,6 +27,7 @@ pub mod store;
 pub mod verify;
 pub mod writer;
 
+pub use azure::{AzureLocation, AzureStore};
 pub use dest::{Destination, S3Settings, StoreSettings, open, open_to_write};
 pub use layout::{DropLayout, LayoutError, MANIFEST_NAME, MARKER_NAME, Prefix, drop_root_of};
 pub use local::LocalStore;

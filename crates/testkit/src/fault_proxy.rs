@@ -46,6 +46,10 @@ pub enum RequestKind {
     UploadPart,
     /// `POST /bucket/key?uploadId=U`.
     CompleteMultipartUpload,
+    /// Azure Put Block: `PUT /account/container/blob?comp=block&blockid=B`.
+    PutBlock,
+    /// Azure Put Block List: `PUT /account/container/blob?comp=blocklist`.
+    PutBlockList,
     /// An AWS Glue request (`X-Amz-Target: AWSGlue.<Operation>`); a rule's `key_contains`
     /// matches the operation, e.g. `BatchCreatePartition`.
     Glue,
@@ -68,6 +72,8 @@ impl fmt::Display for RequestKind {
             RequestKind::PutObject => "PutObject",
             RequestKind::UploadPart => "UploadPart",
             RequestKind::CompleteMultipartUpload => "CompleteMultipartUpload",
+            RequestKind::PutBlock => "PutBlock",
+            RequestKind::PutBlockList => "PutBlockList",
             RequestKind::Glue => "Glue",
             RequestKind::Other => "other",
         })
@@ -679,7 +685,10 @@ impl Request {
             .map(|p| p.split_once('=').unwrap_or((p, "")))
             .collect();
         let has = |name: &str| params.iter().any(|(n, _)| *n == name);
+        let comp = params.iter().find(|(n, _)| *n == "comp").map(|(_, v)| *v);
         match self.method() {
+            "PUT" if comp == Some("block") => RequestKind::PutBlock,
+            "PUT" if comp == Some("blocklist") => RequestKind::PutBlockList,
             "PUT" if has("uploadId") && has("partNumber") => RequestKind::UploadPart,
             // A plain object write: no sub-resource (`?tagging`, `?acl`, ...); the SDK tags
             // its requests with `x-id=<operation>`, which also tells CopyObject apart.

@@ -1,9 +1,11 @@
 //! Test support: real servers on 127.0.0.1, started by the test and stopped when dropped.
 //!
-//! Tests never skip when a server is missing: [`Moto::start`] and [`Postgres::start`] fail
+//! Tests never skip when a server is missing: [`Moto::start`], [`Postgres::start`] and
+//! [`azurite::Azurite::start`] fail
 //! loudly, naming how to install them (`tests/run-all.sh` installs moto into `.ci/venv`;
 //! `.ci/run` installs Debian's `postgresql`).
 
+pub mod azurite;
 pub mod cli;
 pub mod contents;
 pub mod fault_proxy;
@@ -30,7 +32,7 @@ fn moto_binary() -> PathBuf {
     PathBuf::from("moto_server")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
