@@ -49,6 +49,9 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash tests/fuzz.sh
 echo "== cfn-lint deploy/aws"
 "$venv/bin/cfn-lint" deploy/aws/lpdrop-customer.yaml
 
+echo "== checkov deploy/azure"
+bash tests/check-azure-deploy.sh       # its own venv, .ci/venv-azure or $LPDROP_AZURE_VENV, installed when missing
+
 echo "== deploy/: Kubernetes schemas, kustomize, hadolint, systemd-analyze"
 LPDROP_VENV="$venv" LPDROP_BIN="$PWD/target/debug/lpdrop" bash tests/check-deploy.sh
 
