@@ -355,8 +355,8 @@ def main(argv=None):
                 left.add(m.id)
     con.close()
     if left:
-        log.error("%d message(s) could not be loaded (%d moved to the poison queue, the others stay "
-                  "on the queue)", len(left), poisoned)
+        log.error("%d message(s) could not be loaded: %d moved to the poison queue, %d stay on the queue",
+                  len(left), poisoned, len(left) - poisoned)
     return 1 if left else 0
 
 
