@@ -258,6 +258,19 @@ def handle(blobs, con, content, workdir, account=None):
     return ok
 
 
+def move_to_poison(poison, content):
+    """Copies a message to the poison queue, creating the queue on first use (which needs the
+    right to create queues; with a poison queue created in advance, sending is enough)."""
+    try:
+        poison.send_message(content, time_to_live=-1)
+    except ResourceNotFoundError:
+        try:
+            poison.create_queue()
+        except ResourceExistsError:
+            pass  # another loader created it meanwhile
+        poison.send_message(content, time_to_live=-1)
+
+
 def service_clients(args):
     """Blob and queue service clients for one storage account."""
     conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
@@ -342,11 +355,8 @@ def main(argv=None):
                 continue
             if m.dequeue_count >= args.max_dequeues:
                 # Storage Queues have no dead-letter queue of their own: move it, copy first.
-                try:
-                    poison.create_queue()
-                except ResourceExistsError:
-                    pass
-                poison.send_message(m.content)
+                # It never expires there (time_to_live=-1): someone has to look at it.
+                move_to_poison(poison, m.content)
                 queue.delete_message(m)
                 poisoned += 1
                 log.error("message %s failed %d deliveries: moved to the poison queue %s",

@@ -277,7 +277,9 @@ def test_drops_are_verified_and_loaded_once(azurite, tmp_path):
     assert "2 message(s) could not be loaded: 2 moved to the poison queue, 0 stay on the queue" in out.stderr
     assert queue_depth(queue) == 0
     poison = queues.get_queue_client(f"{QUEUE}-poison")
-    assert sorted(m.content for m in poison.peek_messages(max_messages=32)) == sorted(refused.values())
+    poisoned = poison.peek_messages(max_messages=32)
+    assert sorted(m.content for m in poisoned) == sorted(refused.values())
+    assert all(m.expires_on.year == 9999 for m in poisoned), "poisoned messages never expire"
     for drop in (c, d):
         assert set(rows_by_table(db, drop["drop_id"]).values()) == {0}, "nothing loaded from it"
     assert rows_by_table(db, a["drop_id"]) == expected_rows(a)
