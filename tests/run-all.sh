@@ -42,6 +42,9 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo deny (licences, bans, sources; advisories where the database is available)"
 bash tests/deny.sh
+# Before the tests: they start Azurite from .ci/azurite, and must not all install it at once.
+echo "== Azurite (the Azure Storage emulator) and its Node 22, into .ci/azurite when missing"
+bash tests/azurite.sh >/dev/null
 echo "== cargo test"
 cargo test --locked --workspace
 
@@ -57,8 +60,6 @@ bash tests/check-azure-deploy.sh       # its own venv, .ci/venv-azure or $LPDROP
 echo "== deploy/: Kubernetes schemas, kustomize, hadolint, systemd-analyze"
 LPDROP_VENV="$venv" LPDROP_BIN="$PWD/target/debug/lpdrop" bash tests/check-deploy.sh
 
-echo "== Azurite (the Azure Storage emulator) and its Node 22, into .ci/azurite when missing"
-bash tests/azurite.sh
 echo "== SQS and Azure loaders end to end (moto, Azurite, the real binary, DuckDB)"
 LPDROP_BIN="$PWD/target/debug/lpdrop" "$venv/bin/python" -m pytest -q tests/loader
 
