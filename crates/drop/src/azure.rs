@@ -18,7 +18,6 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
@@ -30,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::layout::Prefix;
 use crate::retry::RetryBudget;
-use crate::store::{Fetched, ObjectInfo, ObjectStore, StoreError, as_folder};
+use crate::store::{Fetched, ObjectInfo, ObjectStore, Staging, StoreError, as_folder};
 use crate::writer::hex;
 
 /// Files up to this size go up in one Put Blob; larger ones as blocks.
@@ -157,7 +156,7 @@ pub struct AzureStore {
     /// Files up to this size go up in one Put Blob.
     single_put_max: u64,
     /// Where files are written before upload; made on first use.
-    staging: Mutex<Option<tempfile::TempDir>>,
+    staging: Staging,
 }
 
 impl std::fmt::Debug for AzureStore {
@@ -203,7 +202,7 @@ impl AzureStore {
             store,
             container: container.to_string(),
             single_put_max,
-            staging: Mutex::new(None),
+            staging: Staging::default(),
         })
     }
 
@@ -217,18 +216,6 @@ impl AzureStore {
 
     fn path(&self, key: &str) -> Result<BlobPath, StoreError> {
         BlobPath::parse(key).map_err(|e| self.err("naming", key, e))
-    }
-
-    fn staging_dir(&self) -> io::Result<PathBuf> {
-        let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        if staging.is_none() {
-            *staging = Some(
-                tempfile::Builder::new()
-                    .prefix("lpdrop-staging-")
-                    .tempdir()?,
-            );
-        }
-        Ok(staging.as_ref().expect("made above").path().to_path_buf())
     }
 
     /// True when the blob at `key` has exactly this size and SHA-256.
@@ -276,15 +263,7 @@ impl AzureStore {
 #[async_trait::async_trait]
 impl ObjectStore for AzureStore {
     fn staging_path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let dir = self.staging_dir().map_err(|e| {
-            StoreError::new("creating a local staging folder for", self.uri(key), e)
-        })?;
-        let name = format!(
-            "{}-{}",
-            uuid::Uuid::new_v4().simple(),
-            key.rsplit('/').next().unwrap_or("object")
-        );
-        Ok(dir.join(name))
+        self.staging.path_for(key, self.uri(key))
     }
 
     async fn publish_file(

@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
@@ -29,7 +28,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::layout::Prefix;
 use crate::retry::{Attempt, RetryBudget, retrying};
-use crate::store::{Fetched, ObjectInfo, ObjectStore, PendingUpload, StoreError, as_folder};
+use crate::store::{
+    Fetched, ObjectInfo, ObjectStore, PendingUpload, Staging, StoreError, as_folder,
+};
 use crate::writer::hex;
 
 /// S3 allows at most 10,000 parts; stay well under it so a part size never has to change late.
@@ -321,7 +322,7 @@ pub struct S3Store {
     retry: RetryBudget,
     /// Where files are written before upload; made on first use, so that a store that only
     /// reads needs no temporary folder.
-    staging: Mutex<Option<tempfile::TempDir>>,
+    staging: Staging,
 }
 
 impl S3Store {
@@ -343,7 +344,7 @@ impl S3Store {
             bucket: bucket.into(),
             options,
             retry,
-            staging: Mutex::new(None),
+            staging: Staging::default(),
         }
     }
 
@@ -741,18 +742,6 @@ impl S3Store {
         })
         .await
     }
-
-    fn staging_dir(&self) -> io::Result<PathBuf> {
-        let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        if staging.is_none() {
-            *staging = Some(
-                tempfile::Builder::new()
-                    .prefix("lpdrop-staging-")
-                    .tempdir()?,
-            );
-        }
-        Ok(staging.as_ref().expect("made above").path().to_path_buf())
-    }
 }
 
 /// What a write should have left at its key.
@@ -764,16 +753,7 @@ struct Expected<'a> {
 #[async_trait::async_trait]
 impl ObjectStore for S3Store {
     fn staging_path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let dir = self.staging_dir().map_err(|e| {
-            StoreError::new("creating a local staging folder for", self.uri(key), e)
-        })?;
-        // Flat names in the staging folder: keys never become local paths.
-        let name = format!(
-            "{}-{}",
-            uuid::Uuid::new_v4().simple(),
-            key.rsplit('/').next().unwrap_or("object")
-        );
-        Ok(dir.join(name))
+        self.staging.path_for(key, self.uri(key))
     }
 
     async fn publish_file(

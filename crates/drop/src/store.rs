@@ -116,6 +116,32 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     fn location(&self, key: &str) -> String;
 }
 
+/// Where a remote store writes files before uploading them: a temporary folder made on first
+/// use (a store that only reads needs none), removed with the store.
+#[derive(Debug, Default)]
+pub(crate) struct Staging(std::sync::Mutex<Option<tempfile::TempDir>>);
+
+impl Staging {
+    /// A fresh local path for the bytes of `key`; `location` names the key in errors. Names
+    /// are flat in the staging folder: keys never become local paths.
+    pub(crate) fn path_for(&self, key: &str, location: String) -> Result<PathBuf, StoreError> {
+        let mut staging = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if staging.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("lpdrop-staging-")
+                .tempdir()
+                .map_err(|e| StoreError::new("creating a local staging folder for", location, e))?;
+            *staging = Some(dir);
+        }
+        let name = format!(
+            "{}-{}",
+            uuid::Uuid::new_v4().simple(),
+            key.rsplit('/').next().unwrap_or("object")
+        );
+        Ok(staging.as_ref().expect("made above").path().join(name))
+    }
+}
+
 /// `prefix` as a folder: empty, or ending in `/`.
 pub(crate) fn as_folder(prefix: &str) -> String {
     if prefix.is_empty() || prefix.ends_with('/') {
