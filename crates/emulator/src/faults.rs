@@ -326,20 +326,31 @@ fn parse_trigger(v: &str) -> Result<Trigger, String> {
     })
 }
 
+/// The `key=value` items of a fault spec (`none` or empty: no item), keys lower-case with `-`
+/// for `_`: the grammar of `--faults` and `--webhook-faults`.
+pub(crate) fn spec_items(spec: &str) -> Result<Vec<(String, &str)>, String> {
+    let spec = spec.trim();
+    if spec.is_empty() || spec.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?}: expected key=value"))?;
+            Ok((k.trim().to_ascii_lowercase().replace('_', "-"), v.trim()))
+        })
+        .collect()
+}
+
 impl FromStr for Faults {
     type Err = String;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let mut f = Faults::default();
-        let spec = spec.trim();
-        if spec.is_empty() || spec.eq_ignore_ascii_case("none") {
-            return Ok(f);
-        }
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| format!("{item:?}: expected key=value"))?;
-            let (k, v) = (k.trim().to_ascii_lowercase().replace('_', "-"), v.trim());
+        for (k, v) in spec_items(spec)? {
             let int = |what: &str| {
                 v.parse::<u64>()
                     .map_err(|_| format!("{what}={v:?}: expected a whole number"))

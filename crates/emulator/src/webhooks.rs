@@ -273,15 +273,7 @@ impl FromStr for WebhookFaults {
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let mut f = WebhookFaults::default();
-        let spec = spec.trim();
-        if spec.is_empty() || spec.eq_ignore_ascii_case("none") {
-            return Ok(f);
-        }
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| format!("{item:?}: expected key=value"))?;
-            let (k, v) = (k.trim().to_ascii_lowercase().replace('_', "-"), v.trim());
+        for (k, v) in crate::faults::spec_items(spec)? {
             match k.as_str() {
                 "duplicate" => f.duplicate = parse_probability(v)?,
                 "delay" => {
