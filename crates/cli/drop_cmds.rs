@@ -170,6 +170,11 @@ pub async fn demo(
         outln!(
             "Query it with DuckDB's httpfs extension, e.g. SELECT count(*) FROM '{root}/parquet/messages/*.parquet'"
         );
+    } else if root.starts_with("az://") {
+        outln!("Check it with: lpdrop verify {root}");
+        outln!(
+            "Query it with DuckDB's azure extension, e.g. SELECT count(*) FROM '{root}/parquet/messages/*.parquet'"
+        );
     } else {
         outln!("Query it with DuckDB (pip install duckdb), for example:");
         outln!(

@@ -1,4 +1,4 @@
-"""End-to-end: drops made by the real lpdrop binary are uploaded to Azurite (the Azure Storage
+"""End-to-end: drops published by the real lpdrop binary into Azurite (the Azure Storage
 emulator, blob and queue services), Event Grid's BlobCreated events are written to a Storage
 Queue the way Event Grid writes them, and the reference loader (examples/azure-loader/loader.py)
 loads the drops into DuckDB.
@@ -9,14 +9,12 @@ Azurite and its Node 22 come from tests/azurite.sh (installed into .ci/azurite w
 binary from LPDROP_BIN (default target/debug/lpdrop). Neither is ever skipped: a missing one
 fails the test. Azurite has no Event Grid, so the test writes the events itself.
 
-lpdrop has no az:// destination yet: it publishes into a local folder, and the test uploads
-the files with the same keys (marker last). With a prefix, the test re-roots the drop the way
-`--out az://container/prefix` writes it (keys relative to the container), which rewrites
-manifest.json and upload.complete but never a parquet file.
+Each drop is published by `lpdrop demo --out az://CONTAINER[/PREFIX]` itself, with Azurite's
+connection string in AZURE_STORAGE_CONNECTION_STRING: the blobs, manifest and marker the loader
+reads are the ones the real store code wrote.
 """
 
 import base64
-import hashlib
 import importlib.util
 import json
 import os
@@ -30,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,49 +92,24 @@ def child_env(conn):
     return env
 
 
-def reroot(drop_dir, old_root, prefix):
-    """What `--out az://container/<prefix>` writes: every key gains the prefix. Rewrites the
-    manifest and the marker (with the manifest's new SHA-256); the parquet files are untouched."""
-    new_root = f"{prefix}/{old_root}"
-    manifest = json.loads((drop_dir / "manifest.json").read_text())
-    manifest["root"] = new_root
-    for table in manifest["tables"]:
-        for f in table["files"]:
-            f["key"] = f"{prefix}/{f['key']}"
-    if manifest["quarantine"].get("file"):
-        manifest["quarantine"]["file"]["key"] = f"{prefix}/{manifest['quarantine']['file']['key']}"
-    data = (json.dumps(manifest, indent=2) + "\n").encode()
-    (drop_dir / "manifest.json").write_bytes(data)
-    marker = json.loads((drop_dir / "upload.complete").read_text())
-    marker.update(manifest_key=f"{new_root}/manifest.json", manifest_sha256=hashlib.sha256(data).hexdigest(),
-                  files=[f"{prefix}/{k}" for k in marker["files"]])
-    (drop_dir / "upload.complete").write_text(json.dumps(marker, indent=2))
-    return new_root
-
-
-def publish_drop(container, tmp_path, prefix=None):
-    """Runs `lpdrop demo` into a fresh folder and uploads the drop, marker last. Returns the
-    manifest and the marker blob's properties."""
+def publish_drop(conn, container, prefix=None):
+    """Runs `lpdrop demo --out az://CONTAINER[/PREFIX]` against this Azurite: the real binary
+    writes every blob, manifest and marker last. Returns the drop's manifest, read back."""
     if not LPDROP.exists():
         pytest.fail(f"{LPDROP} is missing: run `cargo build -p lpdrop` or set LPDROP_BIN", pytrace=False)
-    out_dir = tmp_path / f"drop-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run([str(LPDROP), "demo", "--per-day", "50", "--out", str(out_dir)],
-                         capture_output=True, text=True, timeout=300)
+    dest = f"az://{container.container_name}" + (f"/{prefix}" if prefix else "")
+    out = subprocess.run([str(LPDROP), "demo", "--per-day", "50", "--out", dest],
+                         env=child_env(conn), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, f"lpdrop failed:\n{out.stdout}\n{out.stderr}"
-    found = list(out_dir.rglob("upload.complete"))
-    assert len(found) == 1, found
-    drop_dir = found[0].parent
-    root = drop_dir.relative_to(out_dir).as_posix()
+    where = re.search(r"^\s*location\s+az://([^/\s]+)/(\S+)$", out.stdout, re.M)
+    assert where, f"lpdrop named no az:// location:\n{out.stdout}"
+    assert where[1] == container.container_name
+    manifest = json.loads(container.download_blob(f"{where[2]}/manifest.json").readall())
+    assert manifest["root"] == where[2]
+    marker = json.loads(container.download_blob(marker_name(manifest)).readall())
+    assert marker["drop_id"] == manifest["drop_id"]
     if prefix:
-        root = reroot(drop_dir, root, prefix)
-    files = sorted(p for p in drop_dir.rglob("*") if p.is_file() and p.name != "upload.complete")
-    for path in files + [drop_dir / "upload.complete"]:
-        name = f"{root}/{path.relative_to(drop_dir).as_posix()}"
-        kind = "application/json" if path.suffix in (".json", ".complete") else "application/octet-stream"
-        container.upload_blob(name, path.read_bytes(), overwrite=False,
-                              content_settings=ContentSettings(content_type=kind))
-    manifest = json.loads(container.download_blob(f"{root}/manifest.json").readall())
-    assert manifest["root"] == root
+        assert manifest["root"].startswith(f"{prefix}/"), manifest["root"]
     return manifest
 
 
@@ -220,8 +193,8 @@ def test_drops_are_verified_and_loaded_once(azurite, tmp_path):
     # 1. Two drops, one at the container's root and one under a prefix. Around their marker
     #    events: a BlobCreated for a parquet file and a BlobDeleted, which are skipped, and the
     #    first marker's event again, as plain JSON in a list: the drop is loaded once.
-    a = publish_drop(container, tmp_path)
-    b = publish_drop(container, tmp_path, prefix=PREFIX)
+    a = publish_drop(azurite, container)
+    b = publish_drop(azurite, container, prefix=PREFIX)
     parquet_a = a["tables"][0]["files"][0]["key"]
     event_a = event(container, marker_name(a))
     queue.send_message(as_message(event_a))
@@ -245,12 +218,12 @@ def test_drops_are_verified_and_loaded_once(azurite, tmp_path):
     # 2. A drop whose listed parquet file was overwritten (same size, one byte changed), and one
     #    with a listed file deleted, are refused: nothing from them is loaded, and their messages
     #    stay on the queue for a retry.
-    c = publish_drop(container, tmp_path, prefix=PREFIX)
+    c = publish_drop(azurite, container, prefix=PREFIX)
     victim = next(t for t in c["tables"] if t["name"] == "messages")["files"][0]
     data = bytearray(container.download_blob(victim["key"]).readall())
     data[len(data) // 2] ^= 0xFF
     container.upload_blob(victim["key"], bytes(data), overwrite=True)
-    d = publish_drop(container, tmp_path)
+    d = publish_drop(azurite, container)
     gone = d["tables"][-1]["files"][0]
     container.delete_blob(gone["key"])
     refused = {c["drop_id"]: as_message(event(container, marker_name(c))),
