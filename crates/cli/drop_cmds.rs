@@ -209,6 +209,48 @@ pub async fn verify(target: &str, s3: &S3Args) -> Result<()> {
     )
 }
 
+/// `lpdrop copy`: a committed drop published again under another destination.
+pub async fn copy(source: &str, dest: &str, s3: &S3Args) -> Result<()> {
+    let settings = s3.settings();
+    let (src, base) = open(&Destination::parse(source)?, &settings).await?;
+    let dest = Destination::parse(dest)?;
+    let (dst, _) = open_to_write(&dest, &settings).await?;
+    let started = std::time::Instant::now();
+    let bar = std::sync::OnceLock::new();
+    let progress = |copied: u64, total: u64| {
+        let bar = bar.get_or_init(|| crate::progress::CountProgress::new("MB", total / 1_000_000));
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        bar.update(
+            copied / 1_000_000,
+            format!("{:.0} MB/s", copied as f64 / 1e6 / secs),
+        );
+    };
+    let result =
+        lpdrop_drop::copy_drop(src.as_ref(), &base, dst.as_ref(), &dest.prefix(), &progress).await;
+    if let Some(bar) = bar.get() {
+        bar.finish();
+    }
+    let report = result.with_context(|| format!("cannot copy the drop at {source}"))?;
+    let location = dst.location(&report.root);
+    if report.already_there {
+        outln!(
+            "Drop {} is already committed at {location}: nothing copied",
+            report.drop_id
+        );
+        return Ok(());
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    outln!("Copied drop {}", report.drop_id);
+    outln!("  location      {location}");
+    outln!(
+        "  written       {} files, {:.1} MB in {secs:.1} s ({:.1} MB/s)",
+        report.files,
+        report.bytes as f64 / 1e6,
+        report.bytes as f64 / 1e6 / secs
+    );
+    Ok(())
+}
+
 /// `lpdrop gc`: uncommitted drops and stale uploads older than `grace`.
 pub async fn gc(
     target: &str,

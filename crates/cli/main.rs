@@ -144,9 +144,25 @@ enum Command {
     ///
     /// Example: lpdrop verify s3://bucket/folder/2026/11/21/09/2026-11-21-09-30-05-<uuid>
     Verify {
-        /// The drop's folder, or its s3:// URI.
+        /// The drop's folder, or its s3:// or az:// URI.
         #[arg(value_name = "DROP")]
         drop: String,
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Publish a committed drop again under another destination (a local drop to az:// or
+    /// s3://, S3 to Azure, one prefix to another): the same drop id and files, each checked
+    /// against the manifest before upload, then the manifest and, last, upload.complete.
+    ///
+    /// Example: lpdrop copy ./out/2026/11/21/09/2026-11-21-09-30-05-<uuid> --out az://drops/lp
+    Copy {
+        /// The committed drop: its folder, or its s3:// or az:// URI.
+        #[arg(value_name = "DROP")]
+        drop: String,
+        /// Where to publish it: a local folder, s3://bucket/prefix or az://container/prefix.
+        /// The drop keeps its dated folder (YYYY/MM/DD/HH/<timestamp>-<id>) under it.
+        #[arg(long, value_name = "DEST")]
+        out: String,
         #[command(flatten)]
         s3: S3Args,
     },
@@ -155,7 +171,8 @@ enum Command {
     ///
     /// Example: lpdrop gc s3://bucket/folder --older-than 24h --dry-run
     Gc {
-        /// A local folder or s3://bucket/prefix that drops are published under.
+        /// A local folder, s3://bucket/prefix or az://container/prefix that drops are
+        /// published under.
         #[arg(value_name = "PREFIX")]
         prefix: String,
         /// Grace period: only older leftovers are removed (e.g. 90s, 30m, 24h, 7d).
@@ -577,6 +594,7 @@ async fn run(
             catalog_cmd::run(&cli.queue, command, output.column_mapping.as_deref()).await
         }
         Command::Verify { drop, s3 } => drop_cmds::verify(&drop, &s3).await,
+        Command::Copy { drop, out, s3 } => drop_cmds::copy(&drop, &out, &s3).await,
         Command::Gc {
             prefix,
             older_than,

@@ -286,3 +286,116 @@ fn a_worker_job_publishes_to_azure() {
     assert!(run(&mut worker).status.success());
     assert_eq!(committed(&azurite, &prefix), (1, 0));
 }
+
+/// `lpdrop copy`: a local drop published to `az://` as blocks through the fault proxy (500,
+/// 503 and resets on Put Block and Put Block List), verified there with the manifest's new
+/// root; a second copy changes nothing; the Azure drop copies back to a local folder intact;
+/// and a source whose file no longer matches its manifest is refused with no marker written.
+#[test]
+fn copy_publishes_a_local_drop_to_azure_once() {
+    let azurite = Azurite::start();
+    azurite.create_container(CONTAINER);
+    let scratch = tempfile::tempdir().unwrap();
+    let local = scratch.path().join("local");
+    assert!(
+        run(crate::lpdrop()
+            .args(["demo", "--per-day", "300", "--out"])
+            .arg(&local))
+        .status
+        .success()
+    );
+    let marker = lpdrop_testkit::cli::files_under(&local)
+        .into_iter()
+        .find(|p| p.ends_with("upload.complete"))
+        .expect("a committed local drop");
+    let drop_dir = marker.parent().unwrap().to_path_buf();
+    let dated = drop_dir
+        .strip_prefix(&local)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let upstream = format!("http://127.0.0.1:{}", azurite.blob_port);
+    let faults = [Fault::InternalError, Fault::SlowDown, Fault::Reset];
+    let flaky = FaultProxy::start(
+        &upstream,
+        11,
+        vec![
+            Rule::new(RequestKind::PutBlock, 0.3, &faults),
+            Rule::new(RequestKind::PutBlockList, 0.3, &faults),
+        ],
+    );
+    let dest = format!("az://{CONTAINER}/copies");
+    let copy = run(lpdrop_through(&azurite, &flaky)
+        .args([
+            "copy",
+            "--s3-multipart-threshold",
+            "16384",
+            "--store-retry-delay",
+            "10ms",
+            "--out",
+            &dest,
+        ])
+        .arg(&drop_dir));
+    assert!(copy.status.success());
+    let stdout = String::from_utf8_lossy(&copy.stdout).to_string();
+    let remote = format!("{dest}/{dated}");
+    assert!(
+        stdout.contains(&format!("location      {remote}")),
+        "{stdout}"
+    );
+    let stats = flaky.stats();
+    assert!(stats.faults_of(RequestKind::PutBlock) > 0, "{stats:?}");
+    let verified = run(lpdrop(&azurite).args(["verify", &remote]));
+    assert!(verified.status.success());
+    let local_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(drop_dir.join("manifest.json")).unwrap()).unwrap();
+    let id = local_manifest["drop_id"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&verified.stdout).starts_with(&format!("OK: drop {id}")));
+
+    let again = run(lpdrop(&azurite)
+        .args(["copy", "--out", &dest])
+        .arg(&drop_dir));
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already committed"));
+
+    let back = scratch.path().join("back");
+    assert!(
+        run(lpdrop(&azurite).args(["copy", &remote, "--out"]).arg(&back))
+            .status
+            .success()
+    );
+    let returned = back.join(&dated);
+    let verified = run(lpdrop(&azurite).arg("verify").arg(&returned));
+    assert!(verified.status.success());
+    for name in ["messages", "conversations"] {
+        let part = format!("parquet/{name}/part-00000.parquet");
+        assert_eq!(
+            std::fs::read(drop_dir.join(&part)).unwrap(),
+            std::fs::read(returned.join(&part)).unwrap(),
+            "{part} came back byte for byte"
+        );
+    }
+
+    // One byte of the source changed: refused, and the new destination gets no marker.
+    let victim = drop_dir.join("parquet/messages/part-00000.parquet");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let refused = run(lpdrop(&azurite)
+        .args(["copy", "--out", &format!("az://{CONTAINER}/refused")])
+        .arg(&drop_dir));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("parquet/messages/part-00000.parquet has")
+            && stderr.contains("the manifest says"),
+        "{stderr}"
+    );
+    assert_eq!(
+        committed(&azurite, &format!("az://{CONTAINER}/refused")).0,
+        0
+    );
+}

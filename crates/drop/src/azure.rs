@@ -258,6 +258,33 @@ impl AzureStore {
             .map_err(|e| self.err("committing the blocks of", key, e))?;
         Ok(())
     }
+
+    /// Uploads a local file: one Put Blob when small, staged blocks otherwise.
+    async fn upload_file(
+        &self,
+        key: &str,
+        file: &Path,
+        sha256_hex: &str,
+    ) -> Result<(), StoreError> {
+        let size = std::fs::metadata(file)
+            .map_err(|e| StoreError::new("reading", file.display().to_string(), e))?
+            .len();
+        let mut result = if size <= self.single_put_max {
+            match std::fs::read(file) {
+                Ok(bytes) => self.put(key, &bytes).await,
+                Err(e) => Err(StoreError::new("reading", file.display().to_string(), e)),
+            }
+        } else {
+            self.put_blocks(key, file).await
+        };
+        // A write whose answer was lost may have landed: a retried Put Block List then finds
+        // its blocks committed already and is refused. The blob's own bytes settle it.
+        if result.is_err() && self.holds(key, size, sha256_hex).await {
+            tracing::debug!(key, "the write landed although its answer was lost");
+            result = Ok(());
+        }
+        result
+    }
 }
 
 #[async_trait::async_trait]
@@ -272,25 +299,19 @@ impl ObjectStore for AzureStore {
         staged: &Path,
         sha256_hex: &str,
     ) -> Result<(), StoreError> {
-        let size = std::fs::metadata(staged)
-            .map_err(|e| StoreError::new("reading", staged.display().to_string(), e))?
-            .len();
-        let mut result = if size <= self.single_put_max {
-            match std::fs::read(staged) {
-                Ok(bytes) => self.put(key, &bytes).await,
-                Err(e) => Err(StoreError::new("reading", staged.display().to_string(), e)),
-            }
-        } else {
-            self.put_blocks(key, staged).await
-        };
-        // A write whose answer was lost may have landed: a retried Put Block List then finds
-        // its blocks committed already and is refused. The blob's own bytes settle it.
-        if result.is_err() && self.holds(key, size, sha256_hex).await {
-            tracing::debug!(key, "the write landed although its answer was lost");
-            result = Ok(());
-        }
+        let result = self.upload_file(key, staged, sha256_hex).await;
+        // The staged copy is no longer needed either way: keep the disk footprint to one file.
         let _ = std::fs::remove_file(staged);
         result
+    }
+
+    async fn publish_copy(
+        &self,
+        key: &str,
+        source: &Path,
+        sha256_hex: &str,
+    ) -> Result<(), StoreError> {
+        self.upload_file(key, source, sha256_hex).await
     }
 
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {

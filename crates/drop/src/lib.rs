@@ -14,6 +14,7 @@
 //! ```
 
 pub mod azure;
+pub mod copy;
 pub mod crash;
 pub mod dest;
 pub mod gc;
@@ -28,6 +29,7 @@ pub mod verify;
 pub mod writer;
 
 pub use azure::{AzureLocation, AzureStore};
+pub use copy::{CopyError, CopyReport, copy_drop};
 pub use dest::{Destination, S3Settings, StoreSettings, open, open_to_write};
 pub use layout::{DropLayout, LayoutError, MANIFEST_NAME, MARKER_NAME, Prefix, drop_root_of};
 pub use local::LocalStore;

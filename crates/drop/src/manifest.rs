@@ -103,3 +103,24 @@ pub struct Marker {
     pub manifest_sha256: String,
     pub files: Vec<String>,
 }
+
+impl Marker {
+    /// The marker that commits `manifest`, whose serialized bytes under `manifest_key` are
+    /// `manifest_bytes`: it names every table file, so a loader needs no listing.
+    pub fn for_manifest(manifest: &Manifest, manifest_key: String, manifest_bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        Marker {
+            format_version: MANIFEST_FORMAT_VERSION,
+            drop_id: manifest.drop_id.clone(),
+            created_at: manifest.created_at.clone(),
+            manifest_key,
+            manifest_sha256: crate::writer::hex(&Sha256::digest(manifest_bytes)),
+            files: manifest
+                .tables
+                .iter()
+                .flat_map(|t| &t.files)
+                .map(|f| f.key.clone())
+                .collect(),
+        }
+    }
+}

@@ -768,6 +768,15 @@ impl ObjectStore for S3Store {
         result
     }
 
+    async fn publish_copy(
+        &self,
+        key: &str,
+        source: &Path,
+        sha256_hex: &str,
+    ) -> Result<(), StoreError> {
+        self.put_file(key, source, sha256_hex).await
+    }
+
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.put_bytes(key, bytes, false).await.map(drop)
     }

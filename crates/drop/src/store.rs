@@ -78,6 +78,28 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         sha256_hex: &str,
     ) -> Result<(), StoreError>;
 
+    /// Publishes a copy of `source`, a file the caller keeps (a drop being copied elsewhere).
+    /// By default a byte copy is staged and published; remote stores upload straight from
+    /// `source` instead.
+    async fn publish_copy(
+        &self,
+        key: &str,
+        source: &Path,
+        sha256_hex: &str,
+    ) -> Result<(), StoreError> {
+        let staged = self.staging_path(key)?;
+        let (from, into) = (source.to_path_buf(), staged.clone());
+        tokio::task::spawn_blocking(move || {
+            // A staged file left by an earlier, failed copy is replaced.
+            std::fs::copy(&from, &into).map(drop)
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| StoreError::new("staging a copy as", staged.display().to_string(), e))?;
+        self.publish_file(key, &staged, sha256_hex).await
+    }
+
     /// Writes a small object, replacing any previous one atomically.
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
 

@@ -998,19 +998,7 @@ fn publish_marker(
     manifest_bytes: &[u8],
     may_commit: &dyn Fn() -> Result<(), String>,
 ) -> Result<String, DropError> {
-    let marker = Marker {
-        format_version: MANIFEST_FORMAT_VERSION,
-        drop_id: manifest.drop_id.clone(),
-        created_at: manifest.created_at.clone(),
-        manifest_key: layout.manifest_key(),
-        manifest_sha256: hex(&Sha256::digest(manifest_bytes)),
-        files: manifest
-            .tables
-            .iter()
-            .flat_map(|t| &t.files)
-            .map(|f| f.key.clone())
-            .collect(),
-    };
+    let marker = Marker::for_manifest(manifest, layout.manifest_key(), manifest_bytes);
     let key = layout.marker_key();
     let bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
     may_commit().map_err(DropError::Fenced)?;
