@@ -399,3 +399,95 @@ fn copy_publishes_a_local_drop_to_azure_once() {
         0
     );
 }
+
+/// `lpdrop listen --out az://`: the emulator's webhooks (with duplicates and dropped
+/// connections) published to Azurite through the fault proxy (500, 503 and resets on Put Blob,
+/// Put Block and Put Block List) roll after roll. Every drop the listener reports verifies in
+/// Azure, and the drops copied back hold every message the sender had acknowledged, once.
+#[test]
+fn listen_publishes_webhooks_to_azure_through_faults() {
+    use crate::listen::{CLIENT, SECRET, free_port, ledger, listen, rows};
+    let azurite = Azurite::start();
+    azurite.create_container(CONTAINER);
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://127.0.0.1:{}", azurite.blob_port);
+    let faults = [
+        Fault::InternalError,
+        Fault::SlowDown,
+        Fault::Reset,
+        Fault::ResetAfterForward,
+    ];
+    let flaky = FaultProxy::start(
+        &upstream,
+        5,
+        vec![
+            Rule::new(RequestKind::PutObject, 0.2, &faults),
+            Rule::new(RequestKind::PutBlock, 0.2, &faults),
+            Rule::new(RequestKind::PutBlockList, 0.3, &faults),
+        ],
+    );
+    let connection = azurite.connection_string().replace(
+        &azurite.blob_endpoint(),
+        &format!("{}/{ACCOUNT}", flaky.url()),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dest = format!("az://{CONTAINER}/live");
+    let (listener, _) = listen(
+        &addr,
+        std::path::Path::new(&dest),
+        &dir.path().join("spool"),
+        &[
+            "--roll-every",
+            "2s",
+            "--s3-multipart-threshold",
+            "16384",
+            "--store-retry-delay",
+            "10ms",
+        ],
+        &[
+            ("LP_ACCOUNT_ID", "12345678"),
+            ("AZURE_STORAGE_CONNECTION_STRING", &connection),
+        ],
+    );
+    let ledger_file = dir.path().join("ledger.jsonl");
+    let mut sender = crate::lpdrop();
+    sender
+        .args(["emulator", "--port", "0", "--webhook-url"])
+        .arg(format!("http://{addr}/"))
+        .args(["--webhook-client-id", CLIENT, "--webhook-rate", "3000"])
+        .args(["--webhook-conversations", "400"])
+        .args(["--webhook-faults", "duplicate=0.05,drop=0.02,seed=3"])
+        .arg("--webhook-ledger")
+        .arg(&ledger_file)
+        .env("LPDROP_EMULATOR_WEBHOOK_SECRET", SECRET);
+    let sent = run(&mut sender);
+    assert!(sent.status.success());
+    listener.signal("TERM");
+    let (status, lines) = listener.wait(std::time::Duration::from_secs(180));
+    assert!(status.success(), "{lines:#?}");
+    let stats = flaky.stats();
+    assert!(stats.total_faults() > 0, "{stats:?}");
+
+    let drops: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("Committed drop "))
+        .map(|l| l.split(':').take(2).collect::<Vec<_>>().join(":"))
+        .collect();
+    assert!(drops.len() >= 2, "{lines:#?}");
+    let back = dir.path().join("back");
+    for drop in &drops {
+        assert!(drop.starts_with(&format!("{dest}/")), "{drop}");
+        let verified = run(lpdrop(&azurite).args(["verify", drop]));
+        assert!(verified.status.success());
+        let copied = run(lpdrop(&azurite).args(["copy", drop, "--out"]).arg(&back));
+        assert!(copied.status.success());
+    }
+    let got = rows(
+        &back,
+        "webhook_messages",
+        &["conversation_id", "dialog_id", "seq"],
+    );
+    let distinct: std::collections::BTreeSet<Vec<String>> = got.iter().cloned().collect();
+    assert_eq!(got.len(), distinct.len(), "a message twice");
+    assert_eq!(distinct, ledger(&ledger_file)["webhook_messages"]);
+}

@@ -17,9 +17,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::lpdrop;
 
-const SECRET: &str = "rl9hacst6kqilbofup64n11ga3";
+pub(crate) const SECRET: &str = "rl9hacst6kqilbofup64n11ga3";
 const ACCOUNT: &str = "42257269";
-const CLIENT: &str = "81fad476-88af-4d08-bc0e-20bc69439ed4";
+pub(crate) const CLIENT: &str = "81fad476-88af-4d08-bc0e-20bc69439ed4";
 
 pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liveperson-docs/webhooks")
@@ -88,7 +88,7 @@ pub(crate) fn signed(body: &[u8]) -> String {
 }
 
 /// Every row of `column`s of `table` over every committed drop under `out`, as text.
-fn rows(out: &Path, table: &str, columns: &[&str]) -> Vec<Vec<String>> {
+pub(crate) fn rows(out: &Path, table: &str, columns: &[&str]) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     for drop in committed_drops(out) {
         let dir = drop.join("parquet").join(table);
@@ -364,7 +364,7 @@ fn vendor_notifications_become_one_drop_and_redeliveries_nothing() {
 }
 
 /// A free loopback port, for a listener that must come back on the same address.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -373,7 +373,7 @@ fn free_port() -> u16 {
 }
 
 /// What the emulator says it delivered: each table's keys.
-fn ledger(path: &Path) -> BTreeMap<String, BTreeSet<Vec<String>>> {
+pub(crate) fn ledger(path: &Path) -> BTreeMap<String, BTreeSet<Vec<String>>> {
     let mut tables: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
     for line in std::fs::read_to_string(path).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
