@@ -754,6 +754,12 @@ async fn serve_emulator(
     say("  lpdrop sync --from 2026-11-20 --to 2026-11-21 --out ./drops".into());
     say("Press Ctrl-C to stop.".into());
     let served = emulator_webhooks::run(dataset, sender).await;
+    // What it served, for whoever measures a client against it (benches/run.py reads it).
+    let stats = emulator.stats();
+    say(format!(
+        "Served {} data requests: {} refused over the rps limit, {} injected 429s, {} injected 5xx",
+        stats.requests, stats.rate_limited, stats.throttled, stats.server_errors
+    ));
     emulator.shutdown().await;
     served
 }

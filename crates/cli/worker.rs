@@ -11,8 +11,10 @@ use crate::s3_args::S3Args;
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    /// Jobs run at once by this worker.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// Jobs run at once by this worker. Two by default: while one job starts or commits, the
+    /// other keeps the API busy (both share the account's request pace, so two do not ask
+    /// more of the API than one). Each running job holds its own conversion in memory.
+    #[arg(long, default_value_t = 2, value_name = "N")]
     concurrency: usize,
     /// Drain the queue: exit once no job is left to do (none queued, running or waiting for a
     /// retry), with a summary. Exit 1 if a job this worker ran ended dead.

@@ -736,8 +736,9 @@ fn sigterm_lets_a_running_job_finish_or_hands_it_back() {
         .success()
     );
     // Finish: a generous grace lets the running job complete; the other job is not started.
+    // One job at a time (the default runs two), so that there is one running job to follow.
     let mut cmd = with_queue(&queue, emulator.url());
-    cmd.args(["worker", "--lease", "5s"]);
+    cmd.args(["worker", "--concurrency", "1", "--lease", "5s"]);
     let mut w = Spawned::new(cmd);
     w.wait_for("job 1 attempt 1", Duration::from_secs(60));
     w.signal("TERM");
@@ -750,7 +751,15 @@ fn sigterm_lets_a_running_job_finish_or_hands_it_back() {
     // Hand back: no grace, so the running job goes back to the queue, and the next worker
     // writes the same drop it had recorded.
     let mut cmd = with_queue(&queue, emulator.url());
-    cmd.args(["worker", "--lease", "2s", "--shutdown-grace", "0s"]);
+    cmd.args([
+        "worker",
+        "--concurrency",
+        "1",
+        "--lease",
+        "2s",
+        "--shutdown-grace",
+        "0s",
+    ]);
     let mut w = Spawned::new(cmd);
     w.wait_for("job 2 attempt 1", Duration::from_secs(60));
     w.signal("TERM");
