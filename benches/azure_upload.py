@@ -113,6 +113,12 @@ def start_azurite(scratch):
     sys.exit(f"Azurite did not start:\n{open(log_path).read()}")
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "lpdrop"))
@@ -147,6 +153,7 @@ def main():
         for turn in range(args.repeat):
             for who in ("lpdrop", "python"):
                 subprocess.run([args.python, "-c", reset], check=True, env=env)
+                azurite_cpu = cpu_seconds(azurite.pid)
                 if who == "lpdrop":
                     secs, rss, out = timed([args.bin, "copy", drop, "--out", f"az://{CONTAINER}/lpdrop-{turn}"],
                                            env=env)
@@ -157,9 +164,11 @@ def main():
                     _, rss, out = timed([args.python, "-c", PYTHON_UPLOAD, drop, conn, CONTAINER,
                                          f"python-{turn}"], env=env)
                     secs = json.loads(out)["seconds"]
-                results[who].append((secs, rss))
+                # Azurite is one Node process: near one core busy means it is the bottleneck.
+                busy = (cpu_seconds(azurite.pid) - azurite_cpu) / secs
+                results[who].append((secs, rss, busy))
                 print(f"  turn {turn + 1} {who}: {secs:.1f} s, {size / (1 << 20) / secs:.0f} MiB/s, "
-                      f"peak RSS {rss:.0f} MiB", flush=True)
+                      f"peak RSS {rss:.0f} MiB, Azurite {busy:.2f} cores busy", flush=True)
     finally:
         azurite.terminate()
         azurite.wait()
@@ -170,12 +179,13 @@ def main():
     peak = {who: max(r[1] for r in rs) for who, rs in results.items()}
     mib = size / (1 << 20)
     print()
-    print(f"| uploader | best of {args.repeat} s | MiB/s | vs Python | peak RSS MiB |")
-    print("|---|---|---|---|---|")
+    busy = {who: max(r[2] for r in rs) for who, rs in results.items()}
+    print(f"| uploader | best of {args.repeat} s | MiB/s | vs Python | peak RSS MiB | Azurite cores busy (max) |")
+    print("|---|---|---|---|---|---|")
     for who, label in (("lpdrop", "`lpdrop copy` (checks each file's SHA-256 first)"),
                        ("python", "Python `azure-storage-blob` (same shape, no checks)")):
         print(f"| {label} | {best[who]:.1f} | {mib / best[who]:.0f} | {best['python'] / best[who]:.2f}x | "
-              f"{peak[who]:.0f} |")
+              f"{peak[who]:.0f} | {busy[who]:.2f} |")
     print(f"\n{size / (1 << 30):.2f} GiB in {files} files, largest {largest / (1 << 20):.0f} MiB; "
           f"load average at the end {os.getloadavg()[0]:.1f}")
 
