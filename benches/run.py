@@ -2,11 +2,12 @@
 """lpdrop benchmarks, measured side by side in one run, written to benches/RESULTS.md.
 
 For each size (conversations of the emulator's data set, saved as search pages):
-  1. the ceiling: serde_json alone parsing the same bytes on the same number of threads
-     (`cargo run --release --example parse_baseline`), and lpdrop's typed lenient decode;
+  1. the parse limit: `serde_json` over the same bytes into `IgnoredAny` on the same number of
+     threads (`json-ceiling` from the shared baselines, --baselines), and, for reference, lpdrop's
+     typed lenient decode and a `serde_json::Value` tree (`--example parse_baseline`);
   2. `lpdrop convert` on those pages into a local drop: throughput and peak RSS;
-  3. the peer a data engineer would reach for: DuckDB `read_json_objects` + `unnest` +
-     `COPY ... TO parquet` for the core tables (fewer tables and columns than lpdrop writes).
+  3. the peer a data engineer would write: the shared `duckdb_split.py` (DuckDB `read_json` with
+     the record type declared, `unnest`, one `COPY ... TO parquet` per table; 10 tables).
 Then, once: `lpdrop sync` of one and of three days against a rate-limited emulator with latency
 (requests/s achieved as a fraction of the limit, with the client's own limit off, the default,
 and at it), and a day of hourly jobs drained by 1 and 4 worker processes (fraction of the limit).
@@ -18,7 +19,8 @@ per line, again and again, each pass with its own conversation ids, so that noth
 drop is ever written.
 
 Usage: python3 benches/run.py [--sizes 10000,100000,1000000] [--threads 2] [--keep] [--jobs 0]
-Needs: cargo, and .ci/venv with duckdb and pyarrow (bash tests/run-all.sh creates it).
+Needs: cargo, .ci/venv with duckdb and pyarrow (bash tests/run-all.sh creates it), and the shared
+baselines (--baselines, default ../shared/bench beside the repository).
 """
 
 import argparse
@@ -37,6 +39,38 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "lpdrop")
 BASELINE = os.path.join(ROOT, "target", "release", "examples", "parse_baseline")
+# The shared baselines' parse limit is built into its own target folder (theirs is read-only).
+CEILING_TARGET = os.path.join(ROOT, "target", "bench-ceiling")
+CEILING = os.path.join(CEILING_TARGET, "release", "json-ceiling")
+
+
+def ignored_any_seconds(pages, threads):
+    """Seconds for `serde_json` into `IgnoredAny` over the pages of `pages` on `threads`
+    threads: the shared json-ceiling, one timed pass (it loads the files first)."""
+    _, _, out = timed([CEILING, pages, "--threads", str(threads), "--iters", "1", "--json"])
+    result = json.loads(out.strip().splitlines()[-1])
+    mode = next(r for r in result["results"]
+                if r["mode"] == "serde_json IgnoredAny" and r["threads"] == threads)
+    return mode["best_s"], result["input_bytes"]
+
+
+# Sections of RESULTS.md this script writes; every other `## ` section is kept as it is.
+OWNED_SECTIONS = ("## Sync request rate", "## Workers")
+
+
+def kept_sections(path):
+    """The `## ` sections of an existing results file that this script does not write."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return []
+    kept, keep = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            keep = not line.startswith(OWNED_SECTIONS)
+        if keep:
+            kept.append(line)
+    return kept
 
 
 def timed(cmd, allow_failure=False, feed=None, with_stderr=False, **kw):
@@ -158,41 +192,6 @@ def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-DUCKDB_SPLIT = """
-SET threads = {threads};
-SET memory_limit = '{memory_limit}';
-SET preserve_insertion_order = false;
-SET temp_directory = '{out}/spill';
-CREATE TEMP TABLE recs AS
-  SELECT unnest(json_extract(json, '$.conversationHistoryRecords[*]')) AS r
-  FROM read_json_objects('{pages}/*.json', maximum_object_size = 1073741824);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id,
-             to_timestamp((r->>'$.info.startTimeL')::BIGINT / 1000) AS start_time,
-             r->>'$.info.status' AS status, (r->>'$.info.mcs')::BIGINT AS mcs,
-             r->>'$.info.latestSkillName' AS latest_skill_name, r->>'$.info.latestAgentId' AS latest_agent_id
-      FROM recs) TO '{out}/conversations.parquet' (FORMAT parquet, COMPRESSION snappy);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id, m.value->>'messageId' AS message_id,
-             (m.value->>'seq')::BIGINT AS seq, m.value->>'sentBy' AS sent_by, m.value->>'type' AS content_type,
-             to_timestamp((m.value->>'timeL')::BIGINT / 1000) AS sent_time,
-             m.value->>'$.messageData.msg.text' AS text, m.value->>'$.messageData.richContent.content' AS rich_content_json
-      FROM recs, json_each(r->'$.messageRecords') m) TO '{out}/messages.parquet' (FORMAT parquet, COMPRESSION snappy);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id, p.value->>'agentId' AS agent_id,
-             p.value->>'agentLoginName' AS agent_login_name, p.value->>'role' AS role,
-             to_timestamp((p.value->>'timeL')::BIGINT / 1000) AS added_time
-      FROM recs, json_each(r->'$.agentParticipants') p) TO '{out}/agent_participants.parquet' (FORMAT parquet, COMPRESSION snappy);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id, p.value->>'participantId' AS participant_id,
-             p.value->>'firstName' AS first_name, p.value->>'lastName' AS last_name
-      FROM recs, json_each(r->'$.consumerParticipants') p) TO '{out}/consumer_participants.parquet' (FORMAT parquet, COMPRESSION snappy);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id, t.value->>'reason' AS reason,
-             t.value->>'targetSkillId' AS target_skill_id, to_timestamp((t.value->>'timeL')::BIGINT / 1000) AS transfer_time
-      FROM recs, json_each(r->'$.transfers') t) TO '{out}/transfers.parquet' (FORMAT parquet, COMPRESSION snappy);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id, s.value->>'messageId' AS message_id,
-             (s.value->>'mcs')::BIGINT AS mcs, (s.value->>'messageRawScore')::BIGINT AS message_raw_score
-      FROM recs, json_each(r->'$.messageScores') s) TO '{out}/message_scores.parquet' (FORMAT parquet, COMPRESSION snappy);
-COPY (SELECT r->>'$.info.conversationId' AS conversation_id, s.value->>'messageId' AS message_id,
-             s.value->>'messageDeliveryStatus' AS status, s.value->>'participantType' AS participant_type
-      FROM recs, json_each(r->'$.messageStatuses') s) TO '{out}/message_statuses.parquet' (FORMAT parquet, COMPRESSION snappy);
-"""
 
 
 # Worker setups measured on the day of hourly jobs: (processes, `--concurrency` or None for the
@@ -387,10 +386,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "RESULTS.md"))
     ap.add_argument("--keep", action="store_true", help="keep the generated pages and drops")
     ap.add_argument("--jobs", type=int, default=24, help="hourly jobs for the worker measurement (0: skip)")
-    ap.add_argument("--duckdb-memory", default="16GB", help="DuckDB's memory_limit for the split")
-    ap.add_argument("--duckdb-max", type=int, default=10000,
-                    help="run the DuckDB split only up to this many conversations (at 100,000 it spills"
-                         " to disk for over 20 minutes on 2 cores)")
+    ap.add_argument("--baselines", default=os.path.join(os.path.dirname(ROOT), "shared", "bench"),
+                    help="the shared baselines: duckdb_split.py and ceiling/")
+    ap.add_argument("--duckdb-max", type=int, default=100000,
+                    help="run the DuckDB split only up to this many conversations")
     ap.add_argument("--rps", type=int, default=20, help="the emulator's request-rate limit for the worker measurement")
     ap.add_argument("--sync-rps", type=int, default=20,
                     help="the emulator's request-rate limit for the sync measurement (0: skip it)")
@@ -412,6 +411,10 @@ def main():
     print("building release binaries ...", flush=True)
     subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "lpdrop", "--example", "parse_baseline"],
                    cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--manifest-path",
+                    os.path.join(args.baselines, "ceiling", "Cargo.toml")],
+                   env=dict(os.environ, CARGO_TARGET_DIR=CEILING_TARGET), check=True)
+    duckdb_split = os.path.join(args.baselines, "duckdb_split.py")
     scratch = tempfile.mkdtemp(prefix="lpdrop-bench-")
     rows = []
     debug_env = dict(os.environ, LPDROP_LOG="lpdrop=debug")
@@ -437,12 +440,15 @@ def main():
                     print(f"[{n}] serde_json ceiling on the base set ...", flush=True)
                     _, _, out = timed([BASELINE, base_dir, str(args.threads)])
                     base_ceiling = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
+                    base_ceiling["ignored_any"] = dict(zip(("seconds", "bytes"),
+                                                           ignored_any_seconds(base_dir, args.threads)))
                     base_pages = page_paths(base_dir)
                 base_mb = base_ceiling["serde_json_value"]["bytes"] / 1e6
                 feed, input_bytes = stream_feed(base_pages, n)
                 mb = input_bytes / 1e6
                 value_s = base_ceiling["serde_json_value"]["seconds"] * mb / base_mb
                 typed_s = base_ceiling["typed_decode"]["seconds"] * mb / base_mb
+                ignored_s = base_ceiling["ignored_any"]["seconds"] * mb / (base_ceiling["ignored_any"]["bytes"] / 1e6)
                 print(f"[{n}] lpdrop convert --input - ({mb:.0f} MB streamed) ...", flush=True)
                 conv_s, conv_rss, _, err = timed([BIN, "convert", "--input", "-", "--out", drop_dir],
                                                  feed=feed, with_stderr=True, env=debug_env)
@@ -455,13 +461,16 @@ def main():
 
                 # The ceiling and convert take turns, best of --repeat each, so that a noisy
                 # neighbour slows both alike.
-                value_s = typed_s = conv_s = float("inf")
+                value_s = typed_s = conv_s = ignored_s = float("inf")
                 conv_rss = 0.0
                 for attempt in range(args.repeat):
                     print(f"[{n}] serde_json ceiling ({attempt + 1}/{args.repeat}) ...", flush=True)
                     _, _, out = timed([BASELINE, pages, str(args.threads)])
                     base = {m["name"]: m for m in map(json.loads, out.strip().splitlines())}
                     value_s = min(value_s, base["serde_json_value"]["seconds"])
+                    print(f"[{n}] serde_json IgnoredAny, the shared parse limit ({attempt + 1}/{args.repeat}) ...",
+                          flush=True)
+                    ignored_s = min(ignored_s, ignored_any_seconds(pages, args.threads)[0])
                     typed_s = min(typed_s, base["typed_decode"]["seconds"])
 
                     print(f"[{n}] lpdrop convert ({attempt + 1}/{args.repeat}) ...", flush=True)
@@ -479,16 +488,17 @@ def main():
             duck = None
             duck_out = os.path.join(scratch, f"duck-{n}")
             if n <= args.duckdb_max and not stream:
-                os.makedirs(duck_out)
-                print(f"[{n}] DuckDB split ...", flush=True)
-                sql = DUCKDB_SPLIT.format(pages=pages, out=duck_out, threads=args.threads,
-                                          memory_limit=args.duckdb_memory)
-                duck = timed([python, "-c", f"import duckdb; duckdb.connect().execute({sql!r})"], allow_failure=True)
+                print(f"[{n}] DuckDB split (the shared duckdb_split.py) ...", flush=True)
+                duck = timed([python, duckdb_split, "--input", pages, "--out", duck_out,
+                               "--threads", str(args.threads)], allow_failure=True)
             else:
-                print(f"  DuckDB skipped: above --duckdb-max {args.duckdb_max}", flush=True)
-            duck_s, duck_rss = (duck[0], duck[1]) if duck else (None, None)
+                print(f"  DuckDB skipped: streamed, or above --duckdb-max {args.duckdb_max}", flush=True)
+            # Its own total (read_json to the last COPY), without the Python start: the baseline's
+            # best light.
+            duck_s = json.loads(duck[2].strip().splitlines()[-1])["timings_s"]["total"] if duck else None
+            duck_rss = duck[1] if duck else None
 
-            rows.append(dict(n=n, mb=mb, dump_s=dump_s, value_s=value_s, typed_s=typed_s,
+            rows.append(dict(n=n, mb=mb, dump_s=dump_s, value_s=value_s, typed_s=typed_s, ignored_s=ignored_s,
                              conv_s=conv_s, conv_rss=conv_rss, duck_s=duck_s, duck_rss=duck_rss,
                              stream=stream, peak_buffered=peak_buffered, budget_flushes=budget_flushes,
                              peak_heap=peak_heap, heap_flushes=heap_flushes,
@@ -543,17 +553,19 @@ def main():
         f" sizes read from files are the best of {args.repeat} turns of ceiling and convert; *load* is the 1-minute"
         " load average when the size started (other work on the machine)",
         "",
-        "| conversations | load | input MB | serde_json Value parse MB/s (ceiling) | typed decode MB/s | convert MB/s | convert conv/s | convert / ceiling | convert vs DuckDB split | convert peak RSS MiB | DuckDB peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| conversations | load | input MB | IgnoredAny parse MB/s (the limit) | Value parse MB/s | typed decode MB/s | DuckDB split MB/s | convert MB/s | convert conv/s | convert / IgnoredAny (target 0.33) | convert vs DuckDB split (target 5x) | convert peak RSS MiB | DuckDB peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['n']:,}{' (streamed)' if r['stream'] else ''} | {r['load']:.1f} | {r['mb']:.0f} | {r['mb']/r['value_s']:.0f} | {r['mb']/r['typed_s']:.0f} | "
-            f"{r['mb']/r['conv_s']:.0f} | {r['n']/r['conv_s']:,.0f} | {r['value_s']/r['conv_s']:.2f} | "
+            f"| {r['n']:,}{' (streamed)' if r['stream'] else ''} | {r['load']:.1f} | {r['mb']:.0f} | "
+            f"{r['mb']/r['ignored_s']:.0f} | {r['mb']/r['value_s']:.0f} | {r['mb']/r['typed_s']:.0f} | "
+            + (f"{r['mb']/r['duck_s']:.0f} | " if r['duck_s'] else "- | ")
+            + f"{r['mb']/r['conv_s']:.0f} | {r['n']/r['conv_s']:,.0f} | {r['ignored_s']/r['conv_s']:.3f} | "
             + (f"{r['duck_s']/r['conv_s']:.2f}x | {r['conv_rss']:.0f} | {r['duck_rss']:.0f} |" if r['duck_s'] else
                (f"not run (streamed) | {r['conv_rss']:.0f} | - |" if r['stream'] else
                (f"not run (above --duckdb-max) | {r['conv_rss']:.0f} | - |" if r['n'] > args.duckdb_max else
-                f"DuckDB failed ({args.duckdb_memory} memory limit) | {r['conv_rss']:.0f} | - |")))
+                f"DuckDB failed | {r['conv_rss']:.0f} | - |")))
         )
     first = rows[0] if rows else None
     lines += [
@@ -575,8 +587,9 @@ def main():
         )
     lines += [
         "",
-        "- *ceiling*: `serde_json::from_slice::<Value>` over the same files on the same threads"
-        " (pages already in the page cache); *typed decode* is lpdrop's lenient record decoding alone.",
+        "- *IgnoredAny parse*: the shared `json-ceiling` (`serde_json` into `IgnoredAny` over the same files on the"
+        " same threads, input already in memory): the limit of any JSON converter. *Value parse* (a `serde_json::Value`"
+        " tree) and *typed decode* (lpdrop's lenient record decoding alone) are for reference.",
         "- *convert*: the whole path (read, decode on one thread per core, split into 32 tables, parquet with SNAPPY,"
         " SHA-256, manifest, marker) into a local folder, one process. Peak RSS is the process's own (`ru_maxrss`).",
         "- *streamed* sizes: the pages would not fit on the scratch disk, so the first"
@@ -584,10 +597,10 @@ def main():
         " pass after pass, each pass with its own conversation ids; other values repeat between passes. Their ceiling"
         " and typed-decode figures are those measured on the base set, scaled to the streamed bytes, and the feeding"
         " Python process shares the cores with convert.",
-        "- *DuckDB split*: 7 core tables with a handful of columns each (lpdrop writes 32 tables with every field),"
-        " so the comparison favours DuckDB. At 100,000 conversations (2.2 GB of JSON) the split ran out of"
-        " memory with an 8 GB limit, and with 16 GB spilled 6.4 GB to disk and had written 2 of its 7 tables"
-        " after 19 minutes (stopped by hand, 2026-11-21); hence `--duckdb-max`.",
+        "- *DuckDB split*: the shared `duckdb_split.py` (DuckDB `read_json` with the record type declared, then"
+        " `unnest` and one `COPY ... TO parquet` (zstd) per table): 10 tables, where lpdrop writes 32 with every"
+        " field, so the comparison favours DuckDB. Its time is its own total (`read_json` to the last `COPY`),"
+        " without the Python start.",
     ]
     lines += MEMORY_PROFILE
     if sync_rows:
@@ -628,6 +641,9 @@ def main():
             lines.append(f"| {r['workers']} | {r['concurrency'] or 'default'} | {r['secs']:.1f} | "
                          f"{r['jobs'] * 60 / r['secs']:.0f} | {r['requests'] - r['refused']} | {r['refused']} | "
                          f"{r['rate']:.1f} | {r['fraction']:.2f} |")
+    kept = kept_sections(args.out)
+    if kept:
+        lines += [""] + kept
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
