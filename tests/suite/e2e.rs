@@ -933,3 +933,65 @@ fn config_check_masks_a_password_given_as_a_query_parameter() {
     assert!(!all.contains("hunter2-secret"), "{all}");
     assert!(all.contains("password=***"), "{all}");
 }
+
+/// `lpdrop copy` between local folders: the copy verifies under the new folder with the same
+/// drop id and byte-identical files; a source manifest of a newer format is refused (the
+/// rewrite would lose what this release does not know), and nothing is committed for it.
+#[test]
+fn copy_between_folders_keeps_the_drop_and_refuses_a_newer_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    assert!(
+        run(lpdrop()
+            .args(["demo", "--per-day", "100", "--out"])
+            .arg(&src))
+        .status
+        .success()
+    );
+    let drops = committed_drops(&src);
+    assert_eq!(drops.len(), 1);
+    let copied = run(lpdrop().arg("copy").arg(&drops[0]).arg("--out").arg(&dst));
+    assert!(copied.status.success(), "{}", output_text(&copied));
+    let copies = committed_drops(&dst);
+    assert_eq!(copies.len(), 1);
+    assert_eq!(
+        copies[0].strip_prefix(&dst).unwrap(),
+        drops[0].strip_prefix(&src).unwrap(),
+        "the dated folder is kept"
+    );
+    assert!(run(lpdrop().arg("verify").arg(&copies[0])).status.success());
+    let manifest = |d: &Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(
+        manifest(&copies[0])["drop_id"],
+        manifest(&drops[0])["drop_id"]
+    );
+    for f in files_under(&drops[0]) {
+        if f.extension().is_some_and(|e| e == "parquet") {
+            let rel = f.strip_prefix(&drops[0]).unwrap();
+            assert_eq!(sha256_hex(&f), sha256_hex(&copies[0].join(rel)), "{rel:?}");
+        }
+    }
+
+    let mut newer = manifest(&drops[0]);
+    newer["format_version"] = serde_json::json!(99);
+    fs::write(
+        drops[0].join("manifest.json"),
+        serde_json::to_vec_pretty(&newer).unwrap(),
+    )
+    .unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let refused = run(lpdrop()
+        .arg("copy")
+        .arg(&drops[0])
+        .arg("--out")
+        .arg(&elsewhere));
+    assert!(!refused.status.success());
+    assert!(
+        output_text(&refused).contains("format version 99"),
+        "{}",
+        output_text(&refused)
+    );
+    assert!(committed_drops(&elsewhere).is_empty());
+}

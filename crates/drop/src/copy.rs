@@ -92,6 +92,15 @@ async fn read_source(src: &dyn ObjectStore, base: &str) -> Result<Manifest, Copy
     };
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| CopyError::Source(format!("{MANIFEST_NAME} is not valid: {e}")))?;
+    // A newer format may hold fields this release would drop when it rewrites the manifest.
+    if manifest.format_version > crate::manifest::MANIFEST_FORMAT_VERSION {
+        return Err(CopyError::Source(format!(
+            "{MANIFEST_NAME} has format version {}, newer than this lpdrop's {}: copy it with a \
+             newer lpdrop",
+            manifest.format_version,
+            crate::manifest::MANIFEST_FORMAT_VERSION
+        )));
+    }
     let check = Marker::for_manifest(&manifest, marker.manifest_key.clone(), &bytes);
     if check.manifest_sha256 != marker.manifest_sha256 || marker.drop_id != manifest.drop_id {
         return Err(CopyError::Source(format!(
