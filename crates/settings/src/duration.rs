@@ -32,8 +32,30 @@ impl FromStr for Duration {
 }
 
 impl fmt::Display for Duration {
+    /// In the grammar's own short units (`7d`, `1h 30m`, `250ms`), so that what is printed
+    /// reads the way it is typed and parses back (humantime's own format says `1day`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        if self.0.subsec_nanos() % 1_000_000 != 0 {
+            return write!(f, "{}", humantime::format_duration(self.0));
+        }
+        let mut ms = self.0.as_millis();
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        let mut parts = Vec::new();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
+            if ms >= size {
+                parts.push(format!("{}{unit}", ms / size));
+                ms %= size;
+            }
+        }
+        f.write_str(&parts.join(" "))
     }
 }
 
@@ -76,5 +98,16 @@ mod tests {
     fn prints_as_written() {
         assert_eq!("1h 30m".parse::<Duration>().unwrap().to_string(), "1h 30m");
         assert_eq!("250ms".parse::<Duration>().unwrap().to_string(), "250ms");
+        for (text, shown) in [
+            ("24h", "1d"),
+            ("7d", "7d"),
+            ("90s", "1m 30s"),
+            ("0s", "0s"),
+            ("1d 2h 3m 4s 5ms", "1d 2h 3m 4s 5ms"),
+        ] {
+            let d: Duration = text.parse().unwrap();
+            assert_eq!(d.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<Duration>().unwrap(), d, "{shown} parses back");
+        }
     }
 }
