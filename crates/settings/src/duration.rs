@@ -35,7 +35,7 @@ impl fmt::Display for Duration {
     /// In the grammar's own short units (`7d`, `1h 30m`, `250ms`), so that what is printed
     /// reads the way it is typed and parses back (humantime's own format says `1day`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.subsec_nanos() % 1_000_000 != 0 {
+        if !self.0.subsec_nanos().is_multiple_of(1_000_000) {
             return write!(f, "{}", humantime::format_duration(self.0));
         }
         let mut ms = self.0.as_millis();
