@@ -175,12 +175,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Pending registrations completed per run, at most: a run stays short; the next does the rest.
-const REGISTRATIONS_PER_RUN: u64 = 500;
-
-/// `--glue-database`: registers the drops of the account's uploaded jobs whose registration is
-/// pending (what `catalog sync` does, without listing the whole prefix), and clears their marks.
-/// A registration that fails again stays pending and is reported; it does not fail the run.
+/// `--glue-database`: completes the account's pending registrations (the engine is
+/// [`lpdrop_worker::registrations`]) and says how it went.
 async fn complete_registrations(
     queue: &Queue,
     account_id: &str,
@@ -188,57 +184,28 @@ async fn complete_registrations(
     s3: &crate::s3_args::S3Args,
     mapping: Option<&lpdrop_tables::ColumnMapping>,
 ) -> Result<()> {
-    let jobs = queue
-        .catalog_pending_jobs(account_id, REGISTRATIONS_PER_RUN)
-        .await?;
-    if jobs.is_empty() {
+    let done = lpdrop_worker::registrations::complete_registrations(
+        queue,
+        account_id,
+        database,
+        &s3.settings(),
+        mapping,
+    )
+    .await?;
+    if done.registered == 0 && done.still_pending.is_empty() {
         return Ok(());
     }
-    let settings = s3.settings();
-    let (mut registered, mut still_pending) = (0, 0);
-    for job in &jobs {
-        let Some(root) = job.drop.as_ref().map(|d| d.root.clone()) else {
-            continue;
-        };
-        let dest = Destination::parse(&job.spec.dest)?;
-        let (store, _) = lpdrop_drop::open(&dest, &settings).await?;
-        let key = format!("{root}/{}", lpdrop_drop::MANIFEST_NAME);
-        let manifest: lpdrop_drop::Manifest = match store.get_bytes(&key).await {
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a manifest", store.location(&key)))?,
-            Ok(None) => bail!("job {}: {} is missing", job.id, store.location(&key)),
-            Err(e) => {
-                outln!(
-                    "job {}: cannot read its manifest ({e}); still pending",
-                    job.id
-                );
-                still_pending += 1;
-                continue;
-            }
-        };
-        match lpdrop_catalog::register_or_pending(&settings.s3, database, &dest, &manifest, mapping)
-            .await
-        {
-            lpdrop_catalog::Outcome::Registered(_) => {
-                queue.catalog_registered(&[root]).await?;
-                registered += 1;
-            }
-            lpdrop_catalog::Outcome::Pending { error, .. } => {
-                outln!(
-                    "job {}: catalog registration still pending: {error}",
-                    job.id
-                );
-                still_pending += 1;
-            }
-        }
+    for (job, why) in &done.still_pending {
+        outln!("job {job}: catalog registration still pending: {why}");
     }
     outln!(
-        "Completed {registered} pending catalog registration{} in Glue database {database}{}",
-        if registered == 1 { "" } else { "s" },
-        if still_pending > 0 {
-            format!("; {still_pending} still pending")
-        } else {
+        "Completed {} pending catalog registration{} in Glue database {database}{}",
+        done.registered,
+        if done.registered == 1 { "" } else { "s" },
+        if done.still_pending.is_empty() {
             String::new()
+        } else {
+            format!("; {} still pending", done.still_pending.len())
         }
     );
     Ok(())

@@ -31,6 +31,7 @@ use lpdrop_pipeline::OutputSettings;
 
 mod job;
 mod protocol;
+pub mod registrations;
 
 use job::run_job;
 
