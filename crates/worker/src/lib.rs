@@ -14,6 +14,7 @@
 //! `lpdrop_metrics` for the list), liveness on `/healthz` (its loops keep turning) and
 //! readiness on `/readyz` (the queue answers and it takes jobs; not while draining).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,7 @@ use tracing::Instrument;
 
 use anyhow::{Context, Result};
 use lpdrop_jobs::{JobState, Queue};
-use lpdrop_liveperson::{ClientConfig, RequestBudget};
+use lpdrop_liveperson::{Client, ClientConfig, Error as ClientError, RequestBudget};
 use lpdrop_metrics::HealthState;
 use tokio::sync::watch;
 
@@ -85,36 +86,39 @@ struct Settings {
     store: StoreSettings,
     output: OutputSettings,
     glue_database: Option<String>,
-    budgets: AccountBudgets,
+    clients: AccountClients,
+    /// Wakes idle slots when a job of this process ends: with `once`, a slot that found
+    /// nothing to claim while another slot ran the last job exits at once instead of
+    /// sleeping out its poll, and a job that ends may have left work due.
+    job_ended: tokio::sync::Notify,
 }
 
-impl Settings {
-    /// The LivePerson client settings for a job of `account_id`, with the account's shared
-    /// request budget.
-    fn client_config(&self, account_id: &str) -> ClientConfig {
-        let mut config = self.client.clone();
-        config.account_id = account_id.to_string();
-        self.budgets.share(config)
-    }
-}
-
-/// Each account's request budget, shared by every job of this process: the API limits are
-/// the account's, and a pace found from 429s by one job serves the next.
+/// Each account's connected client, shared by every job of this process: the API limits are
+/// the account's, so one request budget (slots and the pace found from 429s) serves every job;
+/// and the service hosts, the connection pool and the token are reused, so a job's first
+/// request is its first data page, not a Domain API lookup on a new connection.
 #[derive(Default)]
-struct AccountBudgets(std::sync::Mutex<std::collections::HashMap<String, RequestBudget>>);
+struct AccountClients(tokio::sync::Mutex<HashMap<String, (Client, Instant)>>);
 
-impl AccountBudgets {
-    /// `config` with its account's budget, made from `config` the first time.
-    fn share(&self, mut config: ClientConfig) -> ClientConfig {
-        let budget = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(config.account_id.clone())
-            .or_insert_with(|| RequestBudget::new(&config))
-            .clone();
-        config.budget = Some(budget);
-        config
+/// Service hosts are looked up again after this long, in case LivePerson moved the account.
+const CLIENT_REUSE: Duration = Duration::from_secs(3600);
+
+impl AccountClients {
+    /// The connected client for `account_id`, made from `base` the first time (and again after
+    /// [`CLIENT_REUSE`], keeping the same budget).
+    async fn get(&self, base: &ClientConfig, account_id: &str) -> Result<Client, ClientError> {
+        let mut clients = self.0.lock().await;
+        let budget = match clients.get(account_id) {
+            Some((client, made)) if made.elapsed() < CLIENT_REUSE => return Ok(client.clone()),
+            Some((client, _)) => client.config().budget.clone(),
+            None => None,
+        };
+        let mut config = base.clone();
+        config.account_id = account_id.to_string();
+        config.budget = Some(budget.unwrap_or_else(|| RequestBudget::new(&config)));
+        let client = Client::connect(config).await?;
+        clients.insert(account_id.to_string(), (client.clone(), Instant::now()));
+        Ok(client)
     }
 }
 
@@ -209,7 +213,8 @@ pub async fn run(queue_url: &str, args: WorkerSettings) -> Result<WorkerReport> 
         store: args.store.clone(),
         output: args.output.clone(),
         glue_database: args.glue_database.clone(),
-        budgets: Default::default(),
+        clients: Default::default(),
+        job_ended: tokio::sync::Notify::new(),
     });
     lpdrop_metrics::describe_all();
     lpdrop_metrics::BUILD_INFO.set(&[env!("CARGO_PKG_VERSION")], 1.0);
@@ -347,6 +352,11 @@ async fn run_slot(
         if *stop.borrow() {
             return Ok(());
         }
+        // Registered before the claim, so that a job ending between the claim and the sleep
+        // below still wakes this slot.
+        let job_ended = settings.job_ended.notified();
+        tokio::pin!(job_ended);
+        job_ended.as_mut().enable();
         let claimed = queue.claim(&settings.worker_id, settings.lease).await;
         health.queue_ok(claimed.is_ok());
         let wait = match claimed {
@@ -358,6 +368,7 @@ async fn run_slot(
                 run_job(&queue, &settings, &tally, lease, hand_back.clone())
                     .instrument(span)
                     .await;
+                settings.job_ended.notify_waiters();
                 continue;
             }
             Ok(None) => {
@@ -394,28 +405,55 @@ async fn run_slot(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
+            _ = job_ended => {}
         }
     }
 }
 
 #[cfg(test)]
-mod budget_tests {
+mod client_tests {
     use super::*;
     use lpdrop_liveperson::oauth1::ApiKey;
 
-    #[test]
-    fn jobs_of_one_account_share_a_budget_and_other_accounts_get_their_own() {
-        let budgets = AccountBudgets::default();
-        let config = |account: &str| {
-            budgets.share(ClientConfig::new(
-                "http://127.0.0.1:1",
-                account,
-                ApiKey::default(),
-            ))
+    async fn emulator(account: &str) -> lpdrop_emulator::Emulator {
+        let config = lpdrop_emulator::EmulatorConfig {
+            account_id: account.into(),
+            ..Default::default()
         };
-        let (a1, a2, b) = (config("111"), config("111"), config("222"));
-        let budget = |c: &ClientConfig| c.budget.clone().expect("a shared budget");
+        let addr = "127.0.0.1:0".parse().expect("an address");
+        lpdrop_emulator::Emulator::start(config, addr)
+            .await
+            .expect("the emulator starts")
+    }
+
+    #[tokio::test]
+    async fn jobs_of_one_account_share_a_client_and_other_accounts_get_their_own() {
+        // The Domain API is the same host for both accounts in real life; here each account
+        // has an emulator of its own, and the base domain is that of the first.
+        let (first, second) = (emulator("111").await, emulator("222").await);
+        let base = ClientConfig::new(first.domain_url(), "", ApiKey::default());
+        let clients = AccountClients::default();
+        let a1 = clients.get(&base, "111").await.expect("connects");
+        let a2 = clients.get(&base, "111").await.expect("connects");
+        // An account the Domain API refuses is an error, and nothing is kept for it.
+        assert!(clients.get(&base, "222").await.is_err());
+        let base_b = ClientConfig::new(second.domain_url(), "", ApiKey::default());
+        let b = clients.get(&base_b, "222").await.expect("connects");
+        let budget = |c: &Client| c.config().budget.clone().expect("a shared budget");
         assert!(budget(&a1).same_as(&budget(&a2)));
         assert!(!budget(&a1).same_as(&budget(&b)));
+        assert_eq!(
+            (
+                a1.config().account_id.as_str(),
+                b.config().account_id.as_str()
+            ),
+            ("111", "222")
+        );
+        first.shutdown().await;
+
+        // Once connected, a job of the account needs no Domain API lookup: its server is gone.
+        let again = clients.get(&base, "111").await.expect("the kept client");
+        assert!(budget(&again).same_as(&budget(&a1)));
+        second.shutdown().await;
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use lpdrop_drop::{Destination, JobRef, Manifest, open_to_write};
 use lpdrop_jobs::{Counts, DropRecord, Lease, Queue};
-use lpdrop_liveperson::{Client, SearchFilters, Window};
+use lpdrop_liveperson::{SearchFilters, Window};
 use lpdrop_pipeline::{
     AccountConfig, ById, CommitFence, DropPlan, DropReport, NoProgress, PlannedDrop, Search,
     run_drop,
@@ -262,7 +262,9 @@ async fn run_job_drop(
 ) -> Result<DropReport> {
     let job = &lease.job;
     let tables = job.spec.source;
-    let client = Client::connect(settings.client_config(&job.spec.account_id))
+    let client = settings
+        .clients
+        .get(&settings.client, &job.spec.account_id)
         .await
         .context("cannot reach the LivePerson Domain API")?;
     let (store, _) = open_to_write(dest, &settings.store).await?;
