@@ -940,3 +940,76 @@ fn a_rejected_key_kills_the_job_at_its_first_attempt_and_says_what_to_check() {
     assert!(show.contains("HTTP 401"), "{show}");
     assert!(show.contains("check LP_APP_KEY, LP_APP_SECRET"), "{show}");
 }
+
+#[test]
+fn worker_processes_of_one_account_share_its_pace_through_the_queue() {
+    // A request limit two processes reach at once: the first requests of both (2 slots each,
+    // 4 at once against the emulator's bucket of 2) are refused, and a cut is published.
+    let emulator = lpdrop_testkit::EmulatorProcess::start(
+        crate::bin(),
+        &["--per-day", &PER_DAY.to_string(), "--faults", "rps=5"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("lpdrop.db").display().to_string();
+    let out = dir.path().join("out");
+    let (from, to) = ("2026-03-01T00:00:00Z", "2026-03-01T08:00:00Z");
+    let added = run(with_queue(&queue, &emulator.url)
+        .args([
+            "jobs", "add", "--from", from, "--to", to, "--split", "1h", "--out",
+        ])
+        .arg(&out));
+    assert!(added.status.success());
+    let worker = |name: &str| {
+        let mut cmd = with_queue(&queue, &emulator.url);
+        cmd.env("LPDROP_LOG", "lpdrop_worker=debug,lpdrop_liveperson=debug")
+            .args([
+                "worker",
+                "--once",
+                "--concurrency",
+                "2",
+                "--worker-id",
+                name,
+            ]);
+        Spawned::new(cmd)
+    };
+    let mut workers = [worker("first"), worker("second")];
+    for w in &mut workers {
+        w.wait_for("done in", Duration::from_secs(120));
+    }
+    check_one_drop_per_job(&queue, &out, PER_DAY, from, to);
+    for w in &workers {
+        assert!(
+            w.saw("the account's pace is shared by 2 worker process(es)"),
+            "both processes ran jobs of the account at once, and each knew it"
+        );
+    }
+    assert!(
+        workers.iter().any(|w| w.saw("the API answered 429")),
+        "the limit was reached"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let board = runtime.block_on(async {
+        let q = lpdrop_jobs::Queue::open(&queue).await.unwrap();
+        q.pace_board("12345678").await.unwrap()
+    });
+    let cut_by = board.cut_by.as_deref().expect("a cut was published");
+    assert!(["first", "second"].contains(&cut_by), "{board:?}");
+    assert!(board.rate_milli.unwrap() > 0, "{board:?}");
+    let cutter = &workers[usize::from(cut_by == "second")];
+    assert!(
+        cutter.saw("the API answered 429: request"),
+        "the board's cut is one that process made on a 429"
+    );
+    assert_eq!(
+        board.members, 0,
+        "no lease is left once both drained the queue"
+    );
+    for w in &workers {
+        assert!(
+            w.saw("took the pace another process of the account cut to")
+                || w.saw("request pace lowered")
+                || w.saw("requests are now paced"),
+            "each process paced itself or took the other's cut"
+        );
+    }
+}

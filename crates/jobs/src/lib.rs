@@ -30,6 +30,7 @@
 
 mod db;
 mod machine;
+mod pace;
 mod pg;
 pub mod schedule;
 mod schema;
@@ -42,6 +43,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use db::{Access, BoxFuture, Db};
+pub use pace::PaceBoard;
 pub use pg::PgQueue;
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteQueue;
@@ -565,6 +567,29 @@ impl Queue {
     /// Uploaded jobs whose catalog registration is pending.
     pub async fn catalog_pending_count(&self) -> Result<u64> {
         self.read(|db| Box::pin(machine::catalog_pending_count(db)))
+            .await
+    }
+
+    /// The pace board of an account: the rate its worker processes share and how many there
+    /// are (see [`PaceBoard`]).
+    pub async fn pace_board(&self, account_id: &str) -> Result<PaceBoard> {
+        let account_id = account_id.to_string();
+        self.read(move |db| Box::pin(pace::read(db, account_id)))
+            .await
+    }
+
+    /// Records `worker`'s cut of the account's shared rate to `rate_milli` (thousandths of a
+    /// request per second), unless another worker cut it less than `gap` ago; returns whether
+    /// the board took it.
+    pub async fn cut_pace(
+        &self,
+        account_id: &str,
+        worker: &str,
+        rate_milli: i64,
+        gap: Duration,
+    ) -> Result<bool> {
+        let (account_id, worker) = (account_id.to_string(), worker.to_string());
+        self.write(move |db| Box::pin(pace::cut(db, account_id, worker, rate_milli, gap)))
             .await
     }
 

@@ -15,7 +15,7 @@ use crate::db::Db;
 use crate::{QueueError, Result};
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) struct Migration {
     pub version: i64,
@@ -37,7 +37,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "jobs: catalog registration pending (the drop is committed, its Glue registration is not)",
         sql: V2,
     },
+    Migration {
+        version: 3,
+        description: "account pace board: the request rate an account's worker processes share",
+        sql: V3,
+    },
 ];
+
+/// Migration 3: the pace board (see `crate::pace`).
+const V3: &str = "CREATE TABLE lpdrop_account_pace (
+    account_id TEXT PRIMARY KEY,
+    rate_milli BIGINT NOT NULL,
+    cut_at BIGINT NOT NULL,
+    cut_by TEXT NOT NULL
+);";
 
 /// Migration 2: why an uploaded job's drop is not registered in the Glue catalog yet (NULL:
 /// registered, or no catalog asked for).

@@ -76,9 +76,73 @@ conformance!(
     open_conversations_are_remembered_and_taken_once,
     summary_counts_states_and_the_next_due_time,
     the_schema_is_created_once_by_racing_openers,
+    the_pace_board_counts_live_leases_and_takes_one_cut_per_gap,
 );
 
 const LONG: Duration = Duration::from_secs(60);
+
+async fn the_pace_board_counts_live_leases_and_takes_one_cut_per_gap(b: &Backend) {
+    let q = b.open().await;
+    let account = "12345678";
+    let empty = q.pace_board(account).await.unwrap();
+    assert_eq!(
+        (empty.members, empty.rate_milli, empty.cut_by),
+        (0, None, None)
+    );
+
+    // Members: distinct workers holding a live lease on a job of the account.
+    q.add(&[spec(0), spec(1), spec(2)]).await.unwrap();
+    let _a1 = q.claim("w1", LONG).await.unwrap().unwrap();
+    let _a2 = q.claim("w1", LONG).await.unwrap().unwrap();
+    assert_eq!(q.pace_board(account).await.unwrap().members, 1);
+    let short = q
+        .claim("w2", Duration::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(q.pace_board(account).await.unwrap().members, 2);
+    assert_eq!(q.pace_board("other").await.unwrap().members, 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        q.pace_board(account).await.unwrap().members,
+        1,
+        "an expired lease ({}) no longer counts",
+        short.owner
+    );
+
+    // Cuts: the first is taken; another worker's within the gap is not; the same worker's is.
+    let gap = Duration::from_secs(60);
+    assert!(q.cut_pace(account, "w1", 18_000, gap).await.unwrap());
+    let board = q.pace_board(account).await.unwrap();
+    assert_eq!(
+        (board.rate_milli, board.cut_by.as_deref()),
+        (Some(18_000), Some("w1"))
+    );
+    let first_cut = board.cut_at_ms.expect("a cut time");
+    assert!(!q.cut_pace(account, "w2", 9_000, gap).await.unwrap());
+    assert_eq!(
+        q.pace_board(account).await.unwrap().rate_milli,
+        Some(18_000)
+    );
+    assert!(q.cut_pace(account, "w1", 16_000, gap).await.unwrap());
+    assert_eq!(
+        q.pace_board(account).await.unwrap().rate_milli,
+        Some(16_000)
+    );
+    // Once the gap is over, another worker's cut is taken.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        q.cut_pace(account, "w2", 15_000, Duration::from_millis(10))
+            .await
+            .unwrap()
+    );
+    let board = q.pace_board(account).await.unwrap();
+    assert_eq!(
+        (board.rate_milli, board.cut_by.as_deref()),
+        (Some(15_000), Some("w2"))
+    );
+    assert!(board.cut_at_ms.unwrap() >= first_cut);
+}
 
 fn spec(hour: i64) -> JobSpec {
     let from = 1_772_323_200_000 + hour * 3_600_000; // 2026-03-01T00:00Z + hours

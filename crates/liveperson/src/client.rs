@@ -301,6 +301,29 @@ impl RequestBudget {
     pub fn same_as(&self, other: &RequestBudget) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// Sharing the account's pace with other processes (the worker's pace board): the pace
+    /// this budget cut itself to on a 429 since the last call, if it did.
+    pub fn take_cut(&self) -> Option<f64> {
+        self.0.take_cut()
+    }
+
+    /// Takes `rate` requests per second, cut to by another process of the account, as this
+    /// budget's pace from now on.
+    pub fn adopt_rate(&self, rate: f64) {
+        self.0.adopt(rate)
+    }
+
+    /// `members` processes, this one included, share the account: this budget keeps its
+    /// share of the request slots and of the pace (and of `--api-max-rps`).
+    pub fn share_with(&self, members: u32) {
+        self.0.share(members)
+    }
+
+    /// The pace now, requests per second (`None`: no 429 seen and no limit configured).
+    pub fn rate(&self) -> Option<f64> {
+        self.0.current_rate()
+    }
 }
 
 impl fmt::Debug for RequestBudget {

@@ -61,8 +61,13 @@ const MIN_RATE: f64 = 0.5;
 #[derive(Debug)]
 pub(crate) struct Limiter {
     permits: Arc<Semaphore>,
+    concurrency: usize,
+    /// Slots held back while other processes share the account ([`Limiter::share`]).
+    withheld: Mutex<Vec<OwnedSemaphorePermit>>,
     pace: Mutex<Pace>,
     paused_until: Mutex<Option<Instant>>,
+    /// The pace of this process's latest cut not yet taken by [`Limiter::take_cut`].
+    unshared_cut: Mutex<Option<f64>>,
 }
 
 /// A request slot, held from before the request is sent until its answer is in.
@@ -100,8 +105,12 @@ pub(crate) struct Cut {
 /// The shared pace: a token bucket whose rate adapts (see the module documentation).
 #[derive(Debug)]
 struct Pace {
-    /// A configured limit: the pace starts there and never goes above it.
+    /// A configured limit: the pace starts there and never goes above it (this process's
+    /// share of it, with other processes sharing the account: `configured / members`).
     ceiling: Option<f64>,
+    configured: Option<f64>,
+    /// Processes sharing the account's pace, this one included (see [`Limiter::share`]).
+    members: u32,
     /// Tokens per second; `None` until the first 429 when no limit is configured.
     rate: Option<f64>,
     /// Most tokens the bucket holds (the largest burst after idling).
@@ -130,6 +139,8 @@ impl Pace {
         let burst = f64::from(burst.max(1));
         Pace {
             ceiling,
+            configured: ceiling,
+            members: 1,
             rate: ceiling,
             burst,
             tokens: burst,
@@ -274,6 +285,49 @@ impl Pace {
     }
 }
 
+impl Pace {
+    /// A pace set by another process of the account (its cut, this process's share of it),
+    /// taken as if this process had cut to it now: answers to requests sent before are of the
+    /// round that cut.
+    fn adopt(&mut self, rate: f64, now: Instant) {
+        let mut rate = rate.max(MIN_RATE);
+        if let Some(ceiling) = self.ceiling {
+            rate = rate.min(ceiling);
+        }
+        if self.rate.is_none() {
+            self.last = now;
+        }
+        self.rate = Some(rate);
+        self.sends.clear();
+        self.taken.clear();
+        self.step = STEP * rate;
+        self.tokens = self.tokens.min(0.0);
+        self.last_cut = Some(now);
+        self.round_answered = 0;
+        self.round_refused = 0;
+    }
+
+    /// `members` processes share the account's pace from now on: this one's pace (and its
+    /// share of a configured limit) scales by the old count over the new.
+    fn share(&mut self, members: u32) {
+        let members = members.max(1);
+        if members == self.members {
+            return;
+        }
+        let factor = f64::from(self.members) / f64::from(members);
+        self.members = members;
+        self.ceiling = self.configured.map(|c| c / f64::from(members));
+        if let Some(rate) = self.rate {
+            let mut rate = (rate * factor).max(MIN_RATE);
+            if let Some(ceiling) = self.ceiling {
+                rate = rate.min(ceiling);
+            }
+            self.rate = Some(rate);
+            self.step *= factor;
+        }
+    }
+}
+
 /// Drops the instants before `cutoff` from the front of an ordered queue.
 fn forget_before(queue: &mut VecDeque<Instant>, cutoff: Option<Instant>) {
     let Some(cutoff) = cutoff else { return };
@@ -293,8 +347,11 @@ impl Limiter {
         let concurrency = concurrency.max(1);
         Limiter {
             permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            withheld: Mutex::new(Vec::new()),
             pace: Mutex::new(Pace::new(concurrency, ceiling, burst, Instant::now())),
             paused_until: Mutex::new(None),
+            unshared_cut: Mutex::new(None),
         }
     }
 
@@ -342,8 +399,46 @@ impl Limiter {
             }
         };
         if let Some(cut) = cut {
+            *lock(&self.unshared_cut) = Some(cut.rate);
             log_cut(&cut);
         }
+    }
+
+    /// The pace of this process's latest cut since the last call, if any: for sharing it.
+    pub(crate) fn take_cut(&self) -> Option<f64> {
+        lock(&self.unshared_cut).take()
+    }
+
+    /// Takes `rate`, set by another process of the account, as this process's pace now.
+    pub(crate) fn adopt(&self, rate: f64) {
+        lock(&self.pace).adopt(rate, Instant::now());
+        tracing::debug!(
+            rate = round2(rate),
+            "took the pace another process of the account cut to"
+        );
+    }
+
+    /// `members` processes (this one included) share the account from now on: this one keeps
+    /// its share of the request slots (at least one) and of the pace. Slots in use are not
+    /// taken back; the share is reached as they are freed, on the next call.
+    pub(crate) fn share(&self, members: u32) {
+        let members = members.max(1) as usize;
+        let own = self.concurrency.div_ceil(members).max(1);
+        let target = self.concurrency - own;
+        let mut withheld = lock(&self.withheld);
+        withheld.truncate(target);
+        while withheld.len() < target {
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => withheld.push(permit),
+                Err(_) => break,
+            }
+        }
+        lock(&self.pace).share(members as u32);
+    }
+
+    /// The pace now, requests per second (`None`: none yet).
+    pub(crate) fn current_rate(&self) -> Option<f64> {
+        lock(&self.pace).rate
     }
 
     /// The pace now, requests per second (`None`: none yet).
@@ -671,6 +766,53 @@ mod tests {
         assert!(fraction > 0.9, "{fraction}");
         // After the first rounds, a 429 only every several seconds.
         assert!(refused < 40, "{refused}");
+    }
+
+    #[test]
+    fn sharing_divides_slots_and_pace_among_processes() {
+        let l = Limiter::new(4, Some(20.0), 1);
+        l.share(4);
+        assert_eq!(l.permits.available_permits(), 1);
+        assert_eq!(l.rate(), Some(5.0));
+        l.share(3);
+        assert_eq!(l.permits.available_permits(), 2, "4 / 3, rounded up");
+        assert!((l.rate().unwrap() - 20.0 / 3.0).abs() < 1e-9);
+        // Back to one: every slot and the whole configured limit.
+        l.share(1);
+        assert_eq!(l.permits.available_permits(), 4);
+        assert_eq!(l.rate(), Some(20.0));
+    }
+
+    #[tokio::test]
+    async fn slots_in_use_are_withheld_once_freed() {
+        let l = Limiter::new(2, None, 1);
+        let (a, b) = (l.acquire().await, l.acquire().await);
+        l.share(2);
+        l.release(a, Outcome::Answered);
+        l.release(b, Outcome::Answered);
+        assert_eq!(
+            l.permits.available_permits(),
+            2,
+            "nothing was free to withhold"
+        );
+        l.share(2);
+        assert_eq!(l.permits.available_permits(), 1);
+    }
+
+    #[test]
+    fn an_adopted_pace_counts_as_a_cut_made_now() {
+        let t0 = Instant::now();
+        let mut p = Pace::new(4, None, 1, t0);
+        p.adopt(7.5, t0 + ms(100));
+        assert_eq!(p.rate, Some(7.5));
+        assert!(p.tokens <= 0.0, "no saved-up tokens after a cut");
+        // A 429 for a request sent before it is of the round that cut: nothing more.
+        assert_eq!(p.throttled(t0 + ms(50), false, t0 + ms(150)), None);
+        assert_eq!(p.rate, Some(7.5));
+        // Adopting never goes above a configured limit.
+        let mut capped = Pace::new(4, Some(5.0), 1, t0);
+        capped.adopt(9.0, t0);
+        assert_eq!(capped.rate, Some(5.0));
     }
 
     #[tokio::test]

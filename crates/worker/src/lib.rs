@@ -31,6 +31,7 @@ use lpdrop_drop::StoreSettings;
 use lpdrop_pipeline::OutputSettings;
 
 mod job;
+mod pace;
 mod protocol;
 pub mod registrations;
 
@@ -96,18 +97,32 @@ struct Settings {
 /// Each account's connected client, shared by every job of this process: the API limits are
 /// the account's, so one request budget (slots and the pace found from 429s) serves every job;
 /// and the service hosts, the connection pool and the token are reused, so a job's first
-/// request is its first data page, not a Domain API lookup on a new connection.
-#[derive(Default)]
-struct AccountClients(tokio::sync::Mutex<HashMap<String, (Client, Instant)>>);
+/// request is its first data page, not a Domain API lookup on a new connection. With a queue,
+/// the budget also shares the account's pace with the other worker processes ([`pace`]).
+struct AccountClients {
+    board: Option<(Queue, String)>,
+    clients: tokio::sync::Mutex<HashMap<String, (Client, Instant)>>,
+    sharing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
 
 /// Service hosts are looked up again after this long, in case LivePerson moved the account.
 const CLIENT_REUSE: Duration = Duration::from_secs(3600);
 
 impl AccountClients {
+    /// Clients whose budgets share each account's pace through `board`'s queue, as the
+    /// worker it names (`None`: each budget is this process's alone).
+    fn new(board: Option<(Queue, String)>) -> Self {
+        AccountClients {
+            board,
+            clients: Default::default(),
+            sharing: Default::default(),
+        }
+    }
+
     /// The connected client for `account_id`, made from `base` the first time (and again after
     /// [`CLIENT_REUSE`], keeping the same budget).
     async fn get(&self, base: &ClientConfig, account_id: &str) -> Result<Client, ClientError> {
-        let mut clients = self.0.lock().await;
+        let mut clients = self.clients.lock().await;
         let budget = match clients.get(account_id) {
             Some((client, made)) if made.elapsed() < CLIENT_REUSE => return Ok(client.clone()),
             Some((client, _)) => client.config().budget.clone(),
@@ -115,11 +130,34 @@ impl AccountClients {
         };
         let mut config = base.clone();
         config.account_id = account_id.to_string();
-        config.budget = Some(budget.unwrap_or_else(|| RequestBudget::new(&config)));
+        let first = budget.is_none();
+        let budget = budget.unwrap_or_else(|| RequestBudget::new(&config));
+        config.budget = Some(budget.clone());
         let client = Client::connect(config).await?;
+        if first && let Some((queue, worker)) = &self.board {
+            // The first look at the board comes before the first request, so that processes
+            // starting together do not each send a full set of requests at once.
+            let mut sharing = pace::Sharing::new(queue.clone(), worker, account_id, budget);
+            if let Err(e) = sharing.sync().await {
+                tracing::debug!("cannot read the pace board of account {account_id}: {e}");
+            }
+            lock(&self.sharing).push(tokio::spawn(sharing.run()));
+        }
         clients.insert(account_id.to_string(), (client.clone(), Instant::now()));
         Ok(client)
     }
+}
+
+impl Drop for AccountClients {
+    fn drop(&mut self) {
+        for task in lock(&self.sharing).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What this worker did, for the summary.
@@ -203,19 +241,6 @@ pub async fn run(queue_url: &str, args: WorkerSettings) -> Result<WorkerReport> 
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
-    let settings = Arc::new(Settings {
-        worker_id: args.worker_id.clone(),
-        lease: args.lease,
-        retry_backoff: args.retry_backoff,
-        poll: args.poll,
-        once: args.once,
-        client: args.client.clone(),
-        store: args.store.clone(),
-        output: args.output.clone(),
-        glue_database: args.glue_database.clone(),
-        clients: Default::default(),
-        job_ended: tokio::sync::Notify::new(),
-    });
     lpdrop_metrics::describe_all();
     lpdrop_metrics::BUILD_INFO.set(&[env!("CARGO_PKG_VERSION")], 1.0);
     if let Some(addr) = args.metrics_addr {
@@ -232,6 +257,19 @@ pub async fn run(queue_url: &str, args: WorkerSettings) -> Result<WorkerReport> 
             lpdrop_jobs::redact_url(queue_url)
         )
     })?;
+    let settings = Arc::new(Settings {
+        worker_id: args.worker_id.clone(),
+        lease: args.lease,
+        retry_backoff: args.retry_backoff,
+        poll: args.poll,
+        once: args.once,
+        client: args.client.clone(),
+        store: args.store.clone(),
+        output: args.output.clone(),
+        glue_database: args.glue_database.clone(),
+        clients: AccountClients::new(Some((queue.clone(), args.worker_id.clone()))),
+        job_ended: tokio::sync::Notify::new(),
+    });
     tracing::info!(
         "worker {} on the {} queue {}: {} at a time, lease {} s{}",
         settings.worker_id,
@@ -432,7 +470,7 @@ mod client_tests {
         // has an emulator of its own, and the base domain is that of the first.
         let (first, second) = (emulator("111").await, emulator("222").await);
         let base = ClientConfig::new(first.domain_url(), "", ApiKey::default());
-        let clients = AccountClients::default();
+        let clients = AccountClients::new(None);
         let a1 = clients.get(&base, "111").await.expect("connects");
         let a2 = clients.get(&base, "111").await.expect("connects");
         // An account the Domain API refuses is an error, and nothing is kept for it.
