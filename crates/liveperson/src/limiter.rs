@@ -409,12 +409,13 @@ impl Limiter {
         lock(&self.unshared_cut).take()
     }
 
-    /// Takes `rate`, set by another process of the account, as this process's pace now.
+    /// Takes `rate`, this process's share of the account's rate after a cut (its own or
+    /// another process's), as its pace now.
     pub(crate) fn adopt(&self, rate: f64) {
         lock(&self.pace).adopt(rate, Instant::now());
         tracing::debug!(
             rate = round2(rate),
-            "took the pace another process of the account cut to"
+            "paced at this process's share of the account's rate"
         );
     }
 

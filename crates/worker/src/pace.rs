@@ -65,24 +65,30 @@ impl Sharing {
                 .share_with(u32::try_from(members).unwrap_or(u32::MAX));
         }
         if let Some(own) = self.budget.take_cut() {
-            // One process's cut is measured on its share of the requests only, which is noisy:
-            // the account's rate falls by at most half in one round.
+            // This process's pace is its share of the account's: the account's rate is that
+            // times the processes. Two corrections, since one process sees only its share of
+            // the answers: a paced cut lowers the account's rate by at most half in a round,
+            // and the account's first cut (measured on the burst of requests sent before any
+            // pace, which overstates each process's share when several send at once) counts
+            // half the processes.
             let total = match board.rate_milli {
-                Some(before) => (own * members as f64 * 1000.0).max(before as f64 * FLOOR),
-                // The account's first cut: this process's estimate comes from the requests
-                // it sent before any pace, a burst that says little of its share. It is taken
-                // as the account's whole rate, low rather than high: the pace climbs from
-                // there, while a pace too high costs a round of 429s in every process.
-                None => own * 1000.0,
+                Some(before) => (own * members as f64).max(before as f64 / 1000.0 * FLOOR),
+                None => own * (members as f64 / 2.0).max(1.0),
             };
-            let total = total.round() as i64;
             let taken = self
                 .queue
-                .cut_pace(&self.account, &self.worker, total, CUT_GAP)
+                .cut_pace(
+                    &self.account,
+                    &self.worker,
+                    (total * 1000.0).round() as i64,
+                    CUT_GAP,
+                )
                 .await?;
             board = self.queue.pace_board(&self.account).await?;
             if taken {
+                // This process keeps its share of what it published, like the others.
                 self.seen_cut = board.cut_at_ms;
+                self.adopt(&board);
                 return Ok(());
             }
         }
