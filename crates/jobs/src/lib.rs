@@ -593,6 +593,17 @@ impl Queue {
             .await
     }
 
+    /// Reserves the account's next send time on the schedule its worker processes share,
+    /// `interval` after the last one handed out (or now); returns how long to wait for it.
+    pub async fn reserve_send(&self, account_id: &str, interval: Duration) -> Result<Duration> {
+        let account_id = account_id.to_string();
+        let interval_us = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX);
+        let wait_us = self
+            .write(move |db| Box::pin(pace::reserve_send(db, account_id, interval_us)))
+            .await?;
+        Ok(Duration::from_micros(wait_us.max(0) as u64))
+    }
+
     /// The attempt failed. With `retry_after` and attempts left the job becomes `failed` and
     /// is claimed again after that backoff; otherwise it is `dead`.
     pub async fn fail(

@@ -7,6 +7,10 @@
 //! the account: the lease is the heartbeat, so a dead process stops counting once its lease
 //! expires. Rates are stored in thousandths of a request per second (the queue's columns are
 //! integers and text).
+//!
+//! The board also holds the account's send schedule: each request of a process sharing the
+//! account reserves the next send time, one interval (at the account's rate) after the last
+//! one handed out, so that the processes' requests are spaced as evenly as one process's.
 
 use std::time::Duration;
 
@@ -73,7 +77,8 @@ pub(crate) async fn cut(
              ON CONFLICT (account_id) DO UPDATE SET \
                  rate_milli = excluded.rate_milli, cut_at = excluded.cut_at, \
                  cut_by = excluded.cut_by \
-             WHERE lpdrop_account_pace.cut_by = excluded.cut_by \
+             WHERE lpdrop_account_pace.cut_at IS NULL \
+                OR lpdrop_account_pace.cut_by = excluded.cut_by \
                 OR lpdrop_account_pace.cut_at <= $5",
             &[
                 account_id.as_str().into(),
@@ -85,4 +90,39 @@ pub(crate) async fn cut(
         )
         .await?;
     Ok(changed > 0)
+}
+
+/// Reserves the account's next send time, `interval_us` after the last one handed out (or now,
+/// if that is past); returns how long to wait for it, in µs.
+pub(crate) async fn reserve_send(
+    db: &mut dyn Db,
+    account_id: String,
+    interval_us: i64,
+) -> Result<i64> {
+    let now_us = db.now_ms().await?.saturating_mul(1000);
+    let sql = format!(
+        "SELECT next_send_us FROM lpdrop_account_pace WHERE account_id = $1{}",
+        db.dialect().for_update()
+    );
+    let next = db.query_opt(&sql, &[account_id.as_str().into()]).await?;
+    let start = match &next {
+        Some(row) => row.int(0)?.max(now_us),
+        None => now_us,
+    };
+    let following = start.saturating_add(interval_us.max(0));
+    if next.is_some() {
+        db.execute(
+            "UPDATE lpdrop_account_pace SET next_send_us = $2 WHERE account_id = $1",
+            &[account_id.as_str().into(), following.into()],
+        )
+        .await?;
+    } else {
+        db.execute(
+            "INSERT INTO lpdrop_account_pace (account_id, next_send_us) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET next_send_us = excluded.next_send_us",
+            &[account_id.as_str().into(), following.into()],
+        )
+        .await?;
+    }
+    Ok(start - now_us)
 }

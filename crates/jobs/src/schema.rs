@@ -44,12 +44,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Migration 3: the pace board (see `crate::pace`).
+/// Migration 3: the pace board (see `crate::pace`): the account's rate after its last cut,
+/// and the next send time of the schedule its processes share (µs since the epoch).
 const V3: &str = "CREATE TABLE lpdrop_account_pace (
     account_id TEXT PRIMARY KEY,
-    rate_milli BIGINT NOT NULL,
-    cut_at BIGINT NOT NULL,
-    cut_by TEXT NOT NULL
+    rate_milli BIGINT,
+    cut_at BIGINT,
+    cut_by TEXT,
+    next_send_us BIGINT NOT NULL DEFAULT 0
 );";
 
 /// Migration 2: why an uploaded job's drop is not registered in the Glue catalog yet (NULL:

@@ -77,9 +77,49 @@ conformance!(
     summary_counts_states_and_the_next_due_time,
     the_schema_is_created_once_by_racing_openers,
     the_pace_board_counts_live_leases_and_takes_one_cut_per_gap,
+    the_send_schedule_hands_out_times_one_interval_apart,
 );
 
 const LONG: Duration = Duration::from_secs(60);
+
+async fn the_send_schedule_hands_out_times_one_interval_apart(b: &Backend) {
+    let q = b.open().await;
+    let interval = Duration::from_secs(10);
+    let secs = |d: Duration| d.as_secs_f64();
+    assert_eq!(
+        q.reserve_send("111", interval).await.unwrap(),
+        Duration::ZERO
+    );
+    let second = secs(q.reserve_send("111", interval).await.unwrap());
+    assert!((9.0..=10.0).contains(&second), "{second}");
+    let third = secs(q.reserve_send("111", interval).await.unwrap());
+    assert!((19.0..=20.0).contains(&third), "{third}");
+    // Another account has its own schedule.
+    assert_eq!(
+        q.reserve_send("222", interval).await.unwrap(),
+        Duration::ZERO
+    );
+    // A schedule without a cut yet: the board says no rate, and the first cut is taken.
+    let board = q.pace_board("111").await.unwrap();
+    assert_eq!((board.rate_milli, board.cut_at_ms), (None, None));
+    assert!(q.cut_pace("111", "w1", 5_000, LONG).await.unwrap());
+    assert_eq!(q.pace_board("111").await.unwrap().rate_milli, Some(5_000));
+    // Concurrent reservations never share a send time.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            q.reserve_send("333", Duration::from_secs(1)).await.unwrap()
+        }));
+    }
+    let mut waits = Vec::new();
+    for t in tasks {
+        waits.push(t.await.unwrap().as_millis() / 100);
+    }
+    waits.sort();
+    waits.dedup();
+    assert_eq!(waits.len(), 8, "{waits:?}");
+}
 
 async fn the_pace_board_counts_live_leases_and_takes_one_cut_per_gap(b: &Backend) {
     let q = b.open().await;

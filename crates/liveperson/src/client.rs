@@ -320,6 +320,12 @@ impl RequestBudget {
         self.0.share(members)
     }
 
+    /// Spaces this budget's requests on `schedule`, shared with the other processes of the
+    /// account, whenever others share it ([`RequestBudget::share_with`]) and a pace is found.
+    pub fn set_shared_schedule(&self, schedule: Arc<dyn crate::limiter::SharedSchedule>) {
+        self.0.set_schedule(schedule)
+    }
+
     /// The pace now, requests per second (`None`: no 429 seen and no limit configured).
     pub fn rate(&self) -> Option<f64> {
         self.0.current_rate()

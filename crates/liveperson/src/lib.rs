@@ -47,5 +47,6 @@ pub use client::{
     AccountConfigAnswer, AccountEntity, Client, ClientConfig, Error, FetchStats, FetchedPage,
     Filters, RequestBudget, RetryPolicy, SearchFilters,
 };
+pub use limiter::SharedSchedule;
 pub use records::Conversation;
 pub use window::Window;

@@ -58,6 +58,19 @@ const STEP: f64 = 0.01;
 /// The pace never goes below this many requests per second.
 const MIN_RATE: f64 = 0.5;
 
+/// A send schedule shared with the other processes of the account (the worker's pace board in
+/// the queue): send times handed out one interval apart across all of them, so that their
+/// requests are spaced evenly, as one process's are, instead of colliding at random.
+pub trait SharedSchedule: Send + Sync {
+    /// Reserves the next send time, `interval` after the last one handed out (or now, if that
+    /// is past), and returns how long to wait for it; `None` when the schedule cannot be
+    /// reached: the request then keeps to this process's own pace.
+    fn reserve(
+        &self,
+        interval: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Duration>> + Send + '_>>;
+}
+
 #[derive(Debug)]
 pub(crate) struct Limiter {
     permits: Arc<Semaphore>,
@@ -68,6 +81,14 @@ pub(crate) struct Limiter {
     paused_until: Mutex<Option<Instant>>,
     /// The pace of this process's latest cut not yet taken by [`Limiter::take_cut`].
     unshared_cut: Mutex<Option<f64>>,
+    /// With other processes sharing the account: their common send schedule.
+    schedule: Mutex<Option<Arc<dyn SharedSchedule>>>,
+}
+
+impl std::fmt::Debug for dyn SharedSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSchedule")
+    }
 }
 
 /// A request slot, held from before the request is sent until its answer is in.
@@ -170,6 +191,14 @@ impl Pace {
         } else {
             self.last_held = Some(now);
             Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
+
+    /// A request waited `wait` for its turn on a shared schedule (instead of [`Pace::reserve`]):
+    /// when it waited, the pace is what holds requests back, and may rise.
+    fn waited(&mut self, wait: Duration, now: Instant) {
+        if !wait.is_zero() {
+            self.last_held = Some(now);
         }
     }
 
@@ -352,6 +381,7 @@ impl Limiter {
             pace: Mutex::new(Pace::new(concurrency, ceiling, burst, Instant::now())),
             paused_until: Mutex::new(None),
             unshared_cut: Mutex::new(None),
+            schedule: Mutex::new(None),
         }
     }
 
@@ -369,7 +399,7 @@ impl Limiter {
                 _ => break,
             }
         }
-        let wait = lock(&self.pace).reserve(Instant::now());
+        let wait = self.wait_for_turn().await;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -380,6 +410,35 @@ impl Limiter {
             sent,
             paced: !wait.is_zero(),
         }
+    }
+
+    /// How long the next request waits for its turn: a token of this process's pace, or, with
+    /// other processes sharing the account and a pace found, a send time of their common
+    /// schedule at the account's rate (this process's share times the processes).
+    async fn wait_for_turn(&self) -> Duration {
+        let schedule = lock(&self.schedule).clone();
+        let interval = {
+            let pace = lock(&self.pace);
+            match pace.rate {
+                Some(rate) if pace.members > 1 => Some(Duration::from_secs_f64(
+                    1.0 / (rate * f64::from(pace.members)),
+                )),
+                _ => None,
+            }
+        };
+        if let (Some(schedule), Some(interval)) = (schedule, interval)
+            && let Some(wait) = schedule.reserve(interval).await
+        {
+            lock(&self.pace).waited(wait, Instant::now());
+            return wait;
+        }
+        lock(&self.pace).reserve(Instant::now())
+    }
+
+    /// Spaces this process's requests on `schedule`, shared with the other processes of the
+    /// account, while there are others ([`Limiter::share`]) and a pace.
+    pub(crate) fn set_schedule(&self, schedule: Arc<dyn SharedSchedule>) {
+        *lock(&self.schedule) = Some(schedule);
     }
 
     /// Frees `slot` and tells the pace how its request ended; logs a cut.
@@ -814,6 +873,36 @@ mod tests {
         let mut capped = Pace::new(4, Some(5.0), 1, t0);
         capped.adopt(9.0, t0);
         assert_eq!(capped.rate, Some(5.0));
+    }
+
+    /// A schedule that hands out no wait and remembers the intervals it was asked for.
+    struct Recorded(Mutex<Vec<Duration>>);
+
+    impl SharedSchedule for Recorded {
+        fn reserve(
+            &self,
+            interval: Duration,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Duration>> + Send + '_>>
+        {
+            lock(&self.0).push(interval);
+            Box::pin(async { Some(Duration::ZERO) })
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_processes_take_turns_on_the_schedule_at_the_accounts_rate() {
+        let l = Limiter::new(4, Some(20.0), 1);
+        let schedule = Arc::new(Recorded(Mutex::new(Vec::new())));
+        l.set_schedule(schedule.clone());
+        // Alone: this process's own bucket.
+        let s = l.acquire().await;
+        l.release(s, Outcome::Answered);
+        assert!(lock(&schedule.0).is_empty());
+        // Shared by 4 at 5 per second each: the schedule, at the account's 20 per second.
+        l.share(4);
+        let s = l.acquire().await;
+        l.release(s, Outcome::Answered);
+        assert_eq!(*lock(&schedule.0), vec![Duration::from_millis(50)]);
     }
 
     #[tokio::test]

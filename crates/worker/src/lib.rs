@@ -137,6 +137,10 @@ impl AccountClients {
         if first && let Some((queue, worker)) = &self.board {
             // The first look at the board comes before the first request, so that processes
             // starting together do not each send a full set of requests at once.
+            budget.set_shared_schedule(Arc::new(pace::BoardSchedule {
+                queue: queue.clone(),
+                account: account_id.to_string(),
+            }));
             let mut sharing = pace::Sharing::new(queue.clone(), worker, account_id, budget);
             if let Err(e) = sharing.sync().await {
                 tracing::debug!("cannot read the pace board of account {account_id}: {e}");

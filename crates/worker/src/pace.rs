@@ -11,12 +11,19 @@
 //!   that cut stands for the round, and this process takes it instead;
 //! - a cut another process published is taken as this process's share of it.
 //!
+//! While others share the account, each request also takes its send time from the account's
+//! schedule in the queue ([`BoardSchedule`]): paced separately, the processes' requests would
+//! fall together at random and the server's bucket would refuse some even below its rate.
+//!
 //! The board is advice: when the queue cannot be read, each process goes on with its own pace.
 
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use lpdrop_jobs::{PaceBoard, Queue};
-use lpdrop_liveperson::RequestBudget;
+use lpdrop_liveperson::{RequestBudget, SharedSchedule};
 
 /// A cut published by one process lowers the account's rate to no less than this share of
 /// what it was.
@@ -116,5 +123,28 @@ impl Sharing {
                 tracing::debug!(account = %self.account, "cannot read the pace board: {e}");
             }
         }
+    }
+}
+
+/// The account's send schedule in the queue, for the budget's requests.
+pub(crate) struct BoardSchedule {
+    pub queue: Queue,
+    pub account: String,
+}
+
+impl SharedSchedule for BoardSchedule {
+    fn reserve(
+        &self,
+        interval: Duration,
+    ) -> Pin<Box<dyn Future<Output = Option<Duration>> + Send + '_>> {
+        Box::pin(async move {
+            match self.queue.reserve_send(&self.account, interval).await {
+                Ok(wait) => Some(wait),
+                Err(e) => {
+                    tracing::debug!(account = %self.account, "cannot reach the send schedule: {e}");
+                    None
+                }
+            }
+        })
     }
 }
