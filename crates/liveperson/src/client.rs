@@ -72,6 +72,13 @@ pub const DEFAULT_MAX_HITS_PER_WINDOW: u64 = 10_000;
 /// Most conversation ids one get-by-id call takes (§3.1).
 pub const MAX_IDS_PER_CALL: usize = 100;
 
+/// Pages fetched ahead of the one the consumer waits for, per request slot. Pages are handed
+/// over in order, so a page that waits out a 429's back-off (at least 1 s) holds the others
+/// back; 8 per slot (32 with the default 4, about 1.6 s at 20 requests/s) lets the slots go on
+/// fetching meanwhile. At most that many answers wait in memory, and only when the consumer is
+/// slower than the API or one page is late.
+const LOOKAHEAD_PER_SLOT: usize = 8;
+
 /// Every node the MI search can return, so that nothing is left out of a drop (API doc §3.4:
 /// sending the list means listing the defaults too).
 pub const CONTENT_TO_RETRIEVE: &[&str] = &[
@@ -1055,8 +1062,8 @@ impl Client {
             .map_ok(|leaves| stream::iter(leaves.into_iter().map(Ok::<Leaf, Error>)))
             .try_flatten();
         // Stage 2, in (sub-window, offset) order: the first page as it is, the others fetched,
-        // up to twice the request slots ahead. Every request runs in its own task, so a page
-        // waiting for the consumer never holds up a request slot.
+        // up to [`LOOKAHEAD_PER_SLOT`] times the request slots ahead. Every request runs in its
+        // own task, so a page waiting for the consumer never holds up a request slot.
         let pages = leaves
             .map_ok(|leaf| {
                 windows.fetch_add(1, Ordering::Relaxed);
@@ -1093,7 +1100,7 @@ impl Client {
                     }
                 }
             })
-            .buffered(depth * 2);
+            .buffered(depth * LOOKAHEAD_PER_SLOT);
         let mut pages = std::pin::pin!(pages);
         let mut sent = 0u64;
         while let Some(page) = pages.next().await {

@@ -264,7 +264,14 @@ impl Pace {
             Some(pace) if gap_over => pace,
             Some(_) => return None, // too soon, too little known: wait for more answers
         };
-        let mut rate = (CUT * estimate).max(MIN_RATE);
+        let mut rate = CUT * estimate;
+        if self.rate.is_none() && self.members > 1 {
+            // The first cut while other processes share the account: the estimate comes from
+            // a burst they all sent at once, and the account's first rate counts half of them
+            // (the worker's pace board), so this process's share is half its estimate.
+            rate *= (f64::from(self.members) / 2.0).max(1.0) / f64::from(self.members);
+        }
+        let mut rate = rate.max(MIN_RATE);
         if let Some(ceiling) = self.ceiling {
             rate = rate.min(ceiling);
         }
@@ -857,6 +864,27 @@ mod tests {
         );
         l.share(2);
         assert_eq!(l.permits.available_permits(), 1);
+    }
+
+    #[test]
+    fn a_shared_first_cut_takes_half_the_estimate_as_this_processs_share() {
+        let t0 = Instant::now();
+        let first_cut = |members: u32| {
+            let mut p = Pace::new(4, None, 1, t0);
+            p.share(members);
+            for i in 0..8 {
+                p.sent(t0 + ms(i * 10));
+            }
+            p.throttled(t0 + ms(70), false, t0 + ms(100)).unwrap()
+        };
+        let (alone, shared) = (first_cut(1), first_cut(4));
+        assert_eq!(alone.estimate, shared.estimate);
+        assert!(
+            (shared.rate - alone.rate / 2.0).abs() < 1e-9,
+            "{alone:?} {shared:?}"
+        );
+        // Two processes: each keeps its own estimate (half of two is one).
+        assert!((first_cut(2).rate - alone.rate).abs() < 1e-9);
     }
 
     #[test]

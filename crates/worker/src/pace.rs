@@ -30,6 +30,8 @@ use lpdrop_liveperson::{RequestBudget, SharedSchedule};
 const FLOOR: f64 = 0.5;
 /// How often a process looks at the board.
 const TICK: Duration = Duration::from_millis(100);
+/// How often before any pace is found: the first cut, by any process, ends everyone's burst.
+const FIRST_TICK: Duration = Duration::from_millis(20);
 /// One cut per round across the processes: a cut published less than this after another
 /// process's is not taken (the limiter's own least time between cuts).
 const CUT_GAP: Duration = Duration::from_secs(1);
@@ -73,15 +75,14 @@ impl Sharing {
         }
         if let Some(own) = self.budget.take_cut() {
             // This process's pace is its share of the account's: the account's rate is that
-            // times the processes. Two corrections, since one process sees only its share of
-            // the answers: a paced cut lowers the account's rate by at most half in a round,
-            // and the account's first cut (measured on the burst of requests sent before any
-            // pace, which overstates each process's share when several send at once) counts
-            // half the processes.
-            let total = match board.rate_milli {
-                Some(before) => (own * members as f64).max(before as f64 / 1000.0 * FLOOR),
-                None => own * (members as f64 / 2.0).max(1.0),
-            };
+            // times the processes (the limiter already counts only half of them in the
+            // account's first cut, measured on a burst they all sent at once). A paced cut is
+            // measured on this process's share of the answers only, which is noisy, so it
+            // lowers the account's rate by at most half in one round.
+            let mut total = own * members as f64;
+            if let Some(before) = board.rate_milli {
+                total = total.max(before as f64 / 1000.0 * FLOOR);
+            }
             let taken = self
                 .queue
                 .cut_pace(
@@ -115,10 +116,16 @@ impl Sharing {
         }
     }
 
-    /// Looks at the board every [`TICK`], for as long as the process runs.
+    /// Looks at the board every [`TICK`] ([`FIRST_TICK`] until a pace is found), for as long
+    /// as the process runs.
     pub(crate) async fn run(mut self) {
         loop {
-            tokio::time::sleep(TICK).await;
+            let tick = if self.budget.rate().is_some() {
+                TICK
+            } else {
+                FIRST_TICK
+            };
+            tokio::time::sleep(tick).await;
             if let Err(e) = self.sync().await {
                 tracing::debug!(account = %self.account, "cannot read the pace board: {e}");
             }
