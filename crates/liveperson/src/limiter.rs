@@ -55,6 +55,8 @@ const MIN_SPAN: Duration = Duration::from_millis(100);
 /// While the pace holds requests back, it rises by this fraction of the last cut's level per
 /// second.
 const STEP: f64 = 0.01;
+/// The first cut while other processes share the account takes this share of the estimate.
+const SHARED_FIRST_CUT: f64 = 0.5;
 /// The pace never goes below this many requests per second.
 const MIN_RATE: f64 = 0.5;
 
@@ -267,9 +269,10 @@ impl Pace {
         let mut rate = CUT * estimate;
         if self.rate.is_none() && self.members > 1 {
             // The first cut while other processes share the account: the estimate comes from
-            // a burst they all sent at once, and the account's first rate counts half of them
-            // (the worker's pace board), so this process's share is half its estimate.
-            rate *= (f64::from(self.members) / 2.0).max(1.0) / f64::from(self.members);
+            // a burst they all sent at once, which overstates this process's share of what the
+            // server takes; half of it is taken (the account's first rate, published on the
+            // worker's pace board, is then half of what the processes' estimates add up to).
+            rate *= SHARED_FIRST_CUT;
         }
         let mut rate = rate.max(MIN_RATE);
         if let Some(ceiling) = self.ceiling {
@@ -883,8 +886,7 @@ mod tests {
             (shared.rate - alone.rate / 2.0).abs() < 1e-9,
             "{alone:?} {shared:?}"
         );
-        // Two processes: each keeps its own estimate (half of two is one).
-        assert!((first_cut(2).rate - alone.rate).abs() < 1e-9);
+        assert!((first_cut(2).rate - alone.rate / 2.0).abs() < 1e-9);
     }
 
     #[test]

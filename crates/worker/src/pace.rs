@@ -75,8 +75,8 @@ impl Sharing {
         }
         if let Some(own) = self.budget.take_cut() {
             // This process's pace is its share of the account's: the account's rate is that
-            // times the processes (the limiter already counts only half of them in the
-            // account's first cut, measured on a burst they all sent at once). A paced cut is
+            // times the processes (the limiter takes only half its estimate in the account's
+            // first cut, measured on a burst they all sent at once). A paced cut is
             // measured on this process's share of the answers only, which is noisy, so it
             // lowers the account's rate by at most half in one round.
             let mut total = own * members as f64;
