@@ -359,7 +359,7 @@ MEMORY_PROFILE = [
 # Why the sync falls short of the limit: found by hand (2026-11-21), kept with the results.
 SYNC_FINDINGS = [
     "",
-    "Why (measured 2026-11-21, 12,000 conversations a day, rps=20, 30 ms):",
+    "Why (measured 2026-11-21 and 2026-12-05, 12,000 conversations a day, rps=20, 30 ms):",
     "",
     "- LivePerson publishes no rate limit, so by default the client finds it: no pace until the first"
     " 429, then a pace shared by every request, set from the rate the server accepted, cut on later"
@@ -367,14 +367,43 @@ SYNC_FINDINGS = [
     " existed, each 429 backed off only the request that got it while the others went on and were"
     " refused in turn: 0.14 to 0.19 of the limit.",
     "- Finding the pace costs the first seconds: the first requests go out together and the emulator's"
-    " bucket (2 requests) refuses some; a refused request waits at least 1 s, as LivePerson asks, and"
-    " pages are handed over in order, so the sync waits with it; sometimes the first pace is still a"
-    " little high and a second 429 comes 1 to 2 s later. Over one day (120 pages, 6 s of fetching) that"
-    " is 0.75 to 0.87 of the limit; over three days (360 pages) 0.91 to 0.92 (hand runs before this"
-    " one). A worker keeps each account's pace for all its jobs, so only its first job pays it.",
-    "- With the limit known (`--api-max-rps`), no request is refused and the rate is 0.97 of it. A"
-    " request holds its slot from its token until its answer is in, not while the answer is parsed,"
-    " so 4 slots keep up with 20 requests/s of 2 MB answers on these 2 cores.",
+    " bucket (2 requests) refuses some, and sometimes the first pace is still a little high and a"
+    " second 429 comes 1 to 2 s later. A refused request waits at least 1 s, as LivePerson asks, and"
+    " pages are handed over in order. Until 2026-12-05 the client fetched only 8 pages ahead of the"
+    " one handed over, so the sync waited with the refused page: 0.75 to 0.87 of the limit over one"
+    " day. It now fetches up to 32 pages ahead (8 per request slot, about 1.6 s at 20 requests/s),"
+    " so the other slots go on while one page waits: 0.89 to 0.90 (hand runs, 3 each). What is left"
+    " is the pace itself: a cut sets it to 0.9 of the estimate, and it climbs back 1% a second, so"
+    " over 6 s of fetching it averages about 0.9; 0.95 would take a cut closer to the limit (more"
+    " 429s) or a faster climb.",
+    "- With the limit known (`--api-max-rps`), no request is refused and the rate is 0.96 to 0.97 of"
+    " it. A request holds its slot from its token until its answer is in, not while the answer is"
+    " parsed, so 4 slots keep up with 20 requests/s of 2 MB answers on these 2 cores.",
+]
+
+WORKER_FINDINGS = [
+    "",
+    "What changed and what limits it (hand runs, 2026-12-05):",
+    "",
+    "- One process: each job used to connect a new client, so its first request was a Domain API"
+    " lookup on a new connection, paced like a data page; a worker now keeps one connected client per"
+    " account (the same slots, pace, hosts and connections for every job). A slot that found nothing"
+    " to claim while another slot ran the last job slept out its poll (up to 1 s) before exiting; it"
+    " now wakes when a job ends. And `--concurrency` defaults to 3: each hourly job is 5 pages, its"
+    " first alone (the count decides the rest), then parquet and the commit, so with 2 jobs the API"
+    " still idled. Together: 0.67 -> 0.90 of the limit; with the limit known 0.74 -> 0.97.",
+    "- 4 processes: each found its own pace, so together they asked about 4 times too much (42"
+    " answered 429, 0.38 of the limit at `--concurrency 3`). They now share one pace through the"
+    " queue (the pace board, README \"How sync paces itself\"): the processes holding a live lease on"
+    " a job of the account split its slots and pace, one cut per round is published and taken by"
+    " the others, and each request takes its send time from the account's schedule in the queue"
+    " (paced apart, 4 processes' requests fell together at random and were refused below the"
+    " limit). 0.76 to 0.80 of the limit with 3 to 13 answered 429 (one process: 1 to 5).",
+    "- What is left for 4 processes: the start. Until the first 429 no one knows the limit; the 4"
+    " processes' first requests (one slot each) go out together, and until the first cut is on the"
+    " board (read every 20 ms until then) each process's own burst goes on. The refused pages wait"
+    " 1 s each. Then 4 process start-ups and exits on 2 shared cores. A known limit"
+    " (`--api-max-rps`, split by the board) avoids the burst altogether.",
 ]
 
 
@@ -641,6 +670,7 @@ def main():
             lines.append(f"| {r['workers']} | {r['concurrency'] or 'default'} | {r['secs']:.1f} | "
                          f"{r['jobs'] * 60 / r['secs']:.0f} | {r['requests'] - r['refused']} | {r['refused']} | "
                          f"{r['rate']:.1f} | {r['fraction']:.2f} |")
+        lines += WORKER_FINDINGS
     kept = kept_sections(args.out)
     if kept:
         lines += [""] + kept
