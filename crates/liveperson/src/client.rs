@@ -335,7 +335,7 @@ impl RequestBudget {
 
     /// The pace now, requests per second (`None`: no 429 seen and no limit configured).
     pub fn rate(&self) -> Option<f64> {
-        self.0.current_rate()
+        self.0.rate()
     }
 }
 

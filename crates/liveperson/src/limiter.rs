@@ -274,28 +274,40 @@ impl Pace {
             // worker's pace board, is then half of what the processes' estimates add up to).
             rate *= SHARED_FIRST_CUT;
         }
-        let mut rate = rate.max(MIN_RATE);
-        if let Some(ceiling) = self.ceiling {
-            rate = rate.min(ceiling);
-        }
         let was = self.rate;
-        if was.is_none() {
+        let rate = self.cut_to(rate, now);
+        Some(Cut {
+            rate,
+            was,
+            estimate,
+        })
+    }
+
+    /// Sets the pace to `rate` (kept within [`MIN_RATE`] and the ceiling) as a cut made at
+    /// `now`, by this process on a 429 or by another process of the account (see
+    /// [`Limiter::adopt`]): a new round starts, and answers to requests sent before it are of
+    /// the round that cut. Returns the pace set.
+    fn cut_to(&mut self, rate: f64, now: Instant) -> f64 {
+        let rate = self.bounded(rate);
+        if self.rate.is_none() {
             self.last = now;
         }
         self.rate = Some(rate);
         self.sends.clear();
         self.taken.clear();
         self.step = STEP * rate;
-        // No saved-up tokens: after a 429 the next request waits its turn.
+        // No saved-up tokens: after a cut the next request waits its turn.
         self.tokens = self.tokens.min(0.0);
         self.last_cut = Some(now);
         self.round_answered = 0;
         self.round_refused = 0;
-        Some(Cut {
-            rate,
-            was,
-            estimate,
-        })
+        rate
+    }
+
+    /// `rate` within [`MIN_RATE`] and the ceiling.
+    fn bounded(&self, rate: f64) -> f64 {
+        let rate = rate.max(MIN_RATE);
+        self.ceiling.map_or(rate, |ceiling| rate.min(ceiling))
     }
 
     /// The server took a request sent at `sent` (`paced`: after waiting for its token),
@@ -325,27 +337,6 @@ impl Pace {
 }
 
 impl Pace {
-    /// A pace set by another process of the account (its cut, this process's share of it),
-    /// taken as if this process had cut to it now: answers to requests sent before are of the
-    /// round that cut.
-    fn adopt(&mut self, rate: f64, now: Instant) {
-        let mut rate = rate.max(MIN_RATE);
-        if let Some(ceiling) = self.ceiling {
-            rate = rate.min(ceiling);
-        }
-        if self.rate.is_none() {
-            self.last = now;
-        }
-        self.rate = Some(rate);
-        self.sends.clear();
-        self.taken.clear();
-        self.step = STEP * rate;
-        self.tokens = self.tokens.min(0.0);
-        self.last_cut = Some(now);
-        self.round_answered = 0;
-        self.round_refused = 0;
-    }
-
     /// `members` processes share the account's pace from now on: this one's pace (and its
     /// share of a configured limit) scales by the old count over the new.
     fn share(&mut self, members: u32) {
@@ -357,11 +348,7 @@ impl Pace {
         self.members = members;
         self.ceiling = self.configured.map(|c| c / f64::from(members));
         if let Some(rate) = self.rate {
-            let mut rate = (rate * factor).max(MIN_RATE);
-            if let Some(ceiling) = self.ceiling {
-                rate = rate.min(ceiling);
-            }
-            self.rate = Some(rate);
+            self.rate = Some(self.bounded(rate * factor));
             self.step *= factor;
         }
     }
@@ -481,7 +468,7 @@ impl Limiter {
     /// Takes `rate`, this process's share of the account's rate after a cut (its own or
     /// another process's), as its pace now.
     pub(crate) fn adopt(&self, rate: f64) {
-        lock(&self.pace).adopt(rate, Instant::now());
+        lock(&self.pace).cut_to(rate, Instant::now());
         tracing::debug!(
             rate = round2(rate),
             "paced at this process's share of the account's rate"
@@ -507,12 +494,6 @@ impl Limiter {
     }
 
     /// The pace now, requests per second (`None`: none yet).
-    pub(crate) fn current_rate(&self) -> Option<f64> {
-        lock(&self.pace).rate
-    }
-
-    /// The pace now, requests per second (`None`: none yet).
-    #[cfg(test)]
     pub(crate) fn rate(&self) -> Option<f64> {
         lock(&self.pace).rate
     }
@@ -893,7 +874,7 @@ mod tests {
     fn an_adopted_pace_counts_as_a_cut_made_now() {
         let t0 = Instant::now();
         let mut p = Pace::new(4, None, 1, t0);
-        p.adopt(7.5, t0 + ms(100));
+        p.cut_to(7.5, t0 + ms(100));
         assert_eq!(p.rate, Some(7.5));
         assert!(p.tokens <= 0.0, "no saved-up tokens after a cut");
         // A 429 for a request sent before it is of the round that cut: nothing more.
@@ -901,7 +882,7 @@ mod tests {
         assert_eq!(p.rate, Some(7.5));
         // Adopting never goes above a configured limit.
         let mut capped = Pace::new(4, Some(5.0), 1, t0);
-        capped.adopt(9.0, t0);
+        capped.cut_to(9.0, t0);
         assert_eq!(capped.rate, Some(5.0));
     }
 
