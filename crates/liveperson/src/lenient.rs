@@ -6,10 +6,12 @@
 //! (say an object where a number belongs, or `"abc"` for a count) is an error, so the whole
 //! record goes to quarantine with the reason instead of losing the value silently.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Strings LivePerson uses for "no value".
 pub fn is_placeholder(s: &str) -> bool {
@@ -206,11 +208,58 @@ impl<'de> Deserialize<'de> for Bool {
 
 impl<'de> Deserialize<'de> for RawJson {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        Ok(RawJson(match v {
-            serde_json::Value::Null => None,
-            other => Some(other.to_string()),
-        }))
+        Ok(RawJson(kept_text(Box::<RawValue>::deserialize(d)?)))
+    }
+}
+
+/// The text a JSON column keeps for a raw value: `None` for `null`, else the sender's own text
+/// with the whitespace between tokens removed ([`compact_json`]).
+pub fn kept_text(raw: Box<RawValue>) -> Option<String> {
+    if raw.get() == "null" {
+        return None;
+    }
+    Some(match compact_json(raw.get()) {
+        // Already compact (what the APIs send): the text is kept without another copy.
+        Cow::Borrowed(_) => String::from(Box::<str>::from(raw)),
+        Cow::Owned(compacted) => compacted,
+    })
+}
+
+/// A JSON text without the whitespace between its tokens; keys, numbers and escapes stay as
+/// sent. Reading the text back into a tree and writing it out again would sort the keys and
+/// rewrite numbers and escapes, at several times the cost of the rest of the decode.
+pub fn compact_json(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    let (mut in_string, mut escaped) = (false, false);
+    let mut out: Option<Vec<u8>> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if is_space(b) {
+            out.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(bytes.len());
+                v.extend_from_slice(&bytes[..i]);
+                v
+            });
+            continue;
+        }
+        if let Some(out) = out.as_mut() {
+            out.push(b);
+        }
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        // Only ASCII whitespace outside strings was removed, so the text is still UTF-8.
+        Some(v) => Cow::Owned(String::from_utf8(v).expect("removing ASCII keeps UTF-8")),
     }
 }
 
@@ -316,6 +365,32 @@ mod tests {
         assert_eq!(parse::<Bool>("\"true\"").unwrap(), Bool(Some(true)));
         assert_eq!(parse::<Bool>("0").unwrap(), Bool(Some(false)));
         assert!(parse::<Bool>("\"maybe\"").is_err());
+    }
+
+    #[test]
+    fn json_text_is_kept_as_sent_without_whitespace() {
+        // Keys stay in the order sent, escapes and numbers as written; only the whitespace
+        // between tokens goes, never inside a string (an escaped quote does not end one).
+        let sent =
+            "{ \"z\" : [1, 2.50 ,\"a b\"],\n\t\"a\":{\"q\":\"say \\\"hi\\\" \\u00e9\\\\\"} }";
+        let compact = "{\"z\":[1,2.50,\"a b\"],\"a\":{\"q\":\"say \\\"hi\\\" \\u00e9\\\\\"}}";
+        assert_eq!(compact_json(sent), compact);
+        assert!(matches!(compact_json(compact), Cow::Borrowed(_)));
+        assert_eq!(
+            parse::<RawJson>(sent).unwrap(),
+            RawJson(Some(compact.into()))
+        );
+        assert_eq!(parse::<RawJson>(" null ").unwrap(), RawJson(None));
+        assert_eq!(
+            parse::<RawJson>("\"undefined\"").unwrap(),
+            RawJson(Some("\"undefined\"".into()))
+        );
+        // The same text from an already-parsed tree (which writes it compact).
+        let tree: serde_json::Value = serde_json::from_str(compact).unwrap();
+        assert_eq!(
+            RawJson::deserialize(&tree).unwrap().0.unwrap(),
+            tree.to_string()
+        );
     }
 
     #[test]

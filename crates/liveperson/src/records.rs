@@ -9,9 +9,9 @@ use std::ops::Deref;
 
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::lenient::{Bool, EpochMs, Float, Id, Int, RawJson, Text, list};
+use crate::lenient::{Bool, EpochMs, Float, Id, Int, RawJson, Text, kept_text, list};
 use crate::sde::SdeEvents;
 
 /// One conversation as the search and get-by-id calls return it.
@@ -219,11 +219,11 @@ pub struct MessageFile {
 
 /// Structured content normally arrives as a JSON string; accept an inline object too.
 fn json_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    })
+    let raw = Box::<RawValue>::deserialize(d)?;
+    if raw.get().starts_with('"') {
+        return serde_json::from_str(raw.get()).map_err(de::Error::custom);
+    }
+    Ok(kept_text(raw))
 }
 
 /// `agentParticipants[]` (and the `Active` / `Leave` variants, assumed to share the shape).
@@ -391,23 +391,26 @@ pub struct Kept<T> {
 
 impl<'de, T: DeserializeOwned + Default> Deserialize<'de> for Kept<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        match &v {
-            Value::Null => Ok(Kept::default()),
-            // A placeholder where a node belongs: nothing to split, but the text is kept as
-            // the JSON column always kept it.
-            Value::String(s) if is_placeholder(s) => Ok(Kept {
-                raw: RawJson(Some(v.to_string())),
-                value: T::default(),
-            }),
-            _ => {
-                let value = typed::<T>(&v).map_err(de::Error::custom)?;
-                Ok(Kept {
-                    raw: RawJson(Some(v.to_string())),
-                    value,
-                })
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let value = if text.starts_with('"') {
+            // A string where a node belongs: a placeholder has nothing to split, but its text
+            // is kept as the JSON column always kept it; any other string is read as `T`.
+            let s: String = serde_json::from_str(text).map_err(de::Error::custom)?;
+            if is_placeholder(&s) {
+                T::default()
+            } else {
+                typed_from_str::<T>(text).map_err(de::Error::custom)?
             }
-        }
+        } else if text == "null" {
+            T::default()
+        } else {
+            typed_from_str::<T>(text).map_err(de::Error::custom)?
+        };
+        Ok(Kept {
+            raw: RawJson(kept_text(raw)),
+            value,
+        })
     }
 }
 
@@ -415,22 +418,41 @@ fn is_placeholder(s: &str) -> bool {
     matches!(s.trim(), "" | "undefined" | "null" | "NULL" | "Undefined")
 }
 
-/// Reads `T` from an already-parsed value; on failure the message names the path inside it.
-pub(crate) fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
-    match T::deserialize(v) {
+/// Reads `T` from the JSON text of one node; on failure the message names the path inside it.
+pub(crate) fn typed_from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    match serde_json::from_str(text) {
         Ok(t) => Ok(t),
         // Again with path tracking only on failure: it is slower, and failures are rare.
-        Err(plain) => Err(match serde_path_to_error::deserialize::<_, T>(v) {
-            Err(e) => {
-                let path = e.path().to_string();
-                if path == "." {
-                    e.inner().to_string()
-                } else {
-                    format!("{path}: {}", e.inner())
+        Err(plain) => Err(
+            match serde_path_to_error::deserialize::<_, T>(&mut serde_json::Deserializer::from_str(
+                text,
+            )) {
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let reason = without_position(e.inner());
+                    if path == "." {
+                        reason
+                    } else {
+                        format!("{path}: {reason}")
+                    }
                 }
-            }
-            Ok(_) => plain.to_string(),
-        }),
+                Ok(_) => without_position(&plain),
+            },
+        ),
+    }
+}
+
+/// An error's message without serde_json's "at line L column C": the position is inside one
+/// node's text, and the record's own decode adds the position in the record.
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if e.line() == 0 {
+        return message;
+    }
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match message.strip_suffix(&suffix) {
+        Some(stripped) => stripped.to_string(),
+        None => message,
     }
 }
 
@@ -611,4 +633,33 @@ pub struct AgentSurveyQuestion {
 pub struct AgentSurveyAnswer {
     pub answer: Text,
     pub answer_id: Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_nodes_keep_the_text_as_sent_and_split_the_value() {
+        let sent = r#"{"info":{"conversationId":"c","startTimeL":1},
+            "intents": [ {"z":1, "selectedClassification":{"intentName":"billing"}} ],
+            "coBrowseSessions":"undefined",
+            "latestAgentSurvey":null}"#;
+        let c: Conversation = serde_json::from_str(sent).unwrap();
+        assert_eq!(
+            c.intents.raw.0.as_deref(),
+            Some(r#"[{"z":1,"selectedClassification":{"intentName":"billing"}}]"#)
+        );
+        assert_eq!(c.intents.value.len(), 1);
+        // A placeholder keeps its text and splits into nothing; null keeps neither.
+        assert_eq!(
+            c.co_browse_sessions.raw.0.as_deref(),
+            Some(r#""undefined""#)
+        );
+        assert_eq!(c.latest_agent_survey.raw.0, None);
+        assert!(c.latest_agent_survey.value.is_none());
+        // Any other string where a node belongs fails the record, naming the node.
+        let err = serde_json::from_str::<Conversation>(r#"{"intents":"billing"}"#).unwrap_err();
+        assert!(err.to_string().contains("expected a list"), "{err}");
+    }
 }

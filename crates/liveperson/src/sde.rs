@@ -18,12 +18,15 @@
 //! Every event also keeps its raw JSON text, so an unknown SDE type (or a field not modelled
 //! here) is never lost: it lands in the raw `sde_events` tables.
 
-use serde::de::{self, Deserializer};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::lenient::{Bool, EpochMs, Float, Int, Text};
-use crate::records::{List, typed};
+use crate::lenient::{Bool, EpochMs, Float, Int, Text, compact_json, kept_text};
+use crate::records::{List, typed_from_str};
 
 /// `{"events": [...]}`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -103,62 +106,123 @@ struct Envelope {
 
 impl<'de> Deserialize<'de> for SdeEvent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        SdeEvent::from_value(&v).map_err(de::Error::custom)
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let mut event = SdeEvent::from_text(raw.get()).map_err(de::Error::custom)?;
+        event.raw = kept_text(raw).unwrap_or_default();
+        Ok(event)
     }
 }
 
 impl SdeEvent {
-    fn from_value(v: &Value) -> Result<SdeEvent, String> {
-        let Value::Object(map) = v else {
-            return Err(format!("an SDE event must be an object, got {v}"));
-        };
-        let wrapper: Envelope = typed(v)?;
+    /// Reads one event from its JSON text; `raw` is left for the caller to fill.
+    fn from_text(text: &str) -> Result<SdeEvent, String> {
+        if !text.starts_with('{') {
+            return Err(format!(
+                "an SDE event must be an object, got {}",
+                compact_json(text)
+            ));
+        }
+        let wrapper: Envelope = typed_from_str(text)?;
         let mut event = SdeEvent {
-            raw: v.to_string(),
             sde_type: wrapper.sde_type.0,
             server_time: wrapper.server_time_stamp.0,
             original_time: wrapper.original_time_stamp.0,
             is_authenticated: wrapper.is_authenticated.0,
             ..SdeEvent::default()
         };
-        let Some((key, sde_type, inner_key, payload)) = KINDS
+        let wrapper_keys: Vec<&str> = KINDS.iter().map(|&(key, _, _)| key).collect();
+        // The first kind in KINDS whose key holds an object.
+        let Some((&(key, sde_type, inner_key), payload)) = KINDS
             .iter()
-            .find_map(|&(k, t, i)| map.get(k).filter(|p| p.is_object()).map(|p| (k, t, i, p)))
+            .zip(members(text, &wrapper_keys)?)
+            .find_map(|(kind, value)| value.filter(|v| is_object(v)).map(|v| (kind, v)))
         else {
             return Ok(event);
         };
+        let payload = payload.get();
         event.key = Some(key);
         if event.sde_type.is_none() {
             event.sde_type = Some(sde_type.to_string());
         }
-        let envelope: Envelope = typed(payload).map_err(|e| format!("{key}: {e}"))?;
+        let envelope: Envelope = typed_from_str(payload).map_err(|e| format!("{key}: {e}"))?;
         event.server_time = event.server_time.or(envelope.server_time_stamp.0);
         event.original_time = event.original_time.or(envelope.original_time_stamp.0);
         event.is_authenticated = event.is_authenticated.or(envelope.is_authenticated.0);
         // Nested when the payload repeats its key one level down, flat otherwise.
-        let (body, path) = match payload.get(inner_key) {
-            Some(inner @ Value::Object(_)) => (inner, format!("{key}.{inner_key}")),
-            _ => (payload, key.to_string()),
+        let inner = members(payload, &[inner_key])?.pop().flatten();
+        let (body, path) = match inner.filter(|v| is_object(v)) {
+            Some(inner) => (inner.get(), format!("{key}.{inner_key}")),
+            None => (payload, key.to_string()),
         };
         let read = |e: String| format!("{path}: {e}");
         event.payload = match sde_type {
-            "CUSTOMER_INFO" => SdePayload::CustomerInfo(Box::new(typed(body).map_err(read)?)),
-            "PERSONAL_INFO" => SdePayload::PersonalInfo(typed(body).map_err(read)?),
-            "CART_STATUS" => SdePayload::CartStatus(typed(body).map_err(read)?),
-            "PURCHASE" => SdePayload::Purchase(typed(body).map_err(read)?),
-            "MARKETING_CAMPAIGN_INFO" => {
-                SdePayload::MarketingCampaignInfo(typed(body).map_err(read)?)
+            "CUSTOMER_INFO" => {
+                SdePayload::CustomerInfo(Box::new(typed_from_str(body).map_err(read)?))
             }
-            "LEAD" => SdePayload::Lead(typed(body).map_err(read)?),
-            "SERVICE_ACTIVITY" => SdePayload::ServiceActivity(typed(body).map_err(read)?),
-            "VIEWED_PRODUCT" => SdePayload::ViewedProduct(typed(body).map_err(read)?),
-            "VISITOR_ERROR" => SdePayload::VisitorError(typed(body).map_err(read)?),
-            "SEARCH_CONTENT" => SdePayload::SearchContent(typed(body).map_err(read)?),
+            "PERSONAL_INFO" => SdePayload::PersonalInfo(typed_from_str(body).map_err(read)?),
+            "CART_STATUS" => SdePayload::CartStatus(typed_from_str(body).map_err(read)?),
+            "PURCHASE" => SdePayload::Purchase(typed_from_str(body).map_err(read)?),
+            "MARKETING_CAMPAIGN_INFO" => {
+                SdePayload::MarketingCampaignInfo(typed_from_str(body).map_err(read)?)
+            }
+            "LEAD" => SdePayload::Lead(typed_from_str(body).map_err(read)?),
+            "SERVICE_ACTIVITY" => SdePayload::ServiceActivity(typed_from_str(body).map_err(read)?),
+            "VIEWED_PRODUCT" => SdePayload::ViewedProduct(typed_from_str(body).map_err(read)?),
+            "VISITOR_ERROR" => SdePayload::VisitorError(typed_from_str(body).map_err(read)?),
+            "SEARCH_CONTENT" => SdePayload::SearchContent(typed_from_str(body).map_err(read)?),
             _ => SdePayload::Unknown,
         };
         Ok(event)
     }
+}
+
+fn is_object(value: &RawValue) -> bool {
+    value.get().starts_with('{')
+}
+
+/// The values of the members named `names` in the JSON object `text`, by position in
+/// `names`: the last one where a name repeats, as a parsed tree keeps it. Other members are
+/// skipped without being read into anything.
+fn members<'t>(text: &'t str, names: &[&str]) -> Result<Vec<Option<&'t RawValue>>, String> {
+    struct Members<'n>(&'n [&'n str]);
+    impl<'de> Visitor<'de> for Members<'_> {
+        type Value = Vec<Option<&'de RawValue>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = vec![None; self.0.len()];
+            while let Some(index) = map.next_key_seed(NameIndex(self.0))? {
+                match index {
+                    Some(i) => found[i] = Some(map.next_value::<&RawValue>()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+    /// A member's key, as its position in the names sought.
+    struct NameIndex<'n>(&'n [&'n str]);
+    impl<'de> DeserializeSeed<'de> for NameIndex<'_> {
+        type Value = Option<usize>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl<'de> Visitor<'de> for NameIndex<'_> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+            Ok(self.0.iter().position(|name| *name == key))
+        }
+    }
+    serde_json::Deserializer::from_str(text)
+        .deserialize_map(Members(names))
+        .map_err(|e| e.to_string())
 }
 
 /// A calendar date sent as `{year, month, day}` (numbers as strings).
@@ -371,7 +435,7 @@ mod tests {
     use super::*;
 
     fn event(json: &str) -> Result<SdeEvent, String> {
-        SdeEvent::from_value(&serde_json::from_str(json).unwrap())
+        serde_json::from_str::<SdeEvent>(json).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -178,7 +178,9 @@ pub fn data_dictionary(tables: &[&TableDef]) -> String {
          There are no nested, unsigned or decimal columns.\n\
          - LivePerson's placeholders (`\"undefined\"`, `\"null\"`, `-1` for unset ids and \
          times) are NULL. Free-form JSON is a `*_json` string column, beside a plain-text \
-         column where there is text.\n\
+         column where there is text. It holds the JSON as LivePerson sent it (keys in the \
+         order sent, numbers and escapes as written) without the whitespace between \
+         tokens.\n\
          - Every row ends with the lineage columns `account_id`, `drop_id` and `extracted_at`.\n\
          - Child rows carry their entity's key (`conversation_id`, `engagement_id`, ...) and \
          an `ordinal`: the position in the list they come from, 0-based.\n\
