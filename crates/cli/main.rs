@@ -505,7 +505,6 @@ impl LpArgs {
 }
 
 fn main() -> ExitCode {
-    lpdrop_drop::heap::fix_mmap_threshold();
     // The configuration file goes into the environment before clap reads it (flags > env >
     // file), and before any thread exists.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -740,8 +740,8 @@ impl DropWriter {
         self.keep_to_heap_limit()
     }
 
-    /// How often the heap is looked at: `mallinfo2` walks the allocator's free lists under
-    /// its locks, so not on every batch.
+    /// How often the heap is looked at: the allocator's count is a snapshot that gathers
+    /// every arena's figures under their locks, so not on every batch.
     const HEAP_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 
     fn keep_to_heap_limit(&mut self) -> Result<(), DropError> {
