@@ -21,8 +21,8 @@
 //!   when it happened) cuts nothing, nor does one less than [`CUT_GAP`] after the last cut
 //!   unless the paced requests sent since measure the share (above).
 //! - While the pace is what holds requests back, every answer other than 429 raises it a
-//!   little: by [`STEP`] of the level of the last cut per second. After a cut to 0.9 of the
-//!   limit it is back at the limit after about 10 s, and the next 429 comes later still.
+//!   little: by [`STEP`] of the level of the last cut per second. After a cut to 0.95 of the
+//!   limit it is back at the limit after about 5 s, and the next 429 comes later still.
 //!
 //! The request that got a 429 still waits its own back-off (at least 1 s) before it is sent
 //! again; the pace is what keeps the other requests from running into the limit meanwhile.
@@ -39,8 +39,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Duration, Instant};
 
 /// A cut sets the pace to this fraction of the estimated limit: below it, with room for the
-/// server's measuring to differ from ours.
-const CUT: f64 = 0.9;
+/// server's measuring to differ from ours. Measured against the emulator (benches/RESULTS.md),
+/// 0.95 rather than 0.9 took a sync of a day from 0.90 to 0.95 of the limit and one worker's
+/// day of hourly jobs from 0.92 to 0.96, for one more 429 a day or none.
+const CUT: f64 = 0.95;
 /// Least time between two cuts, unless a measured round says better.
 const CUT_GAP: Duration = Duration::from_secs(1);
 /// Paced requests whose answers make a measured round (the share the server took); half as
@@ -618,8 +620,8 @@ mod tests {
         cut
     }
 
-    /// A pace after a first cut at 36/s (40 requests a second taken for a second).
-    fn paced_at_36(t0: Instant) -> Pace {
+    /// A pace after a first cut to CUT of 40/s (40 requests a second taken for a second).
+    fn paced_after_a_first_cut(t0: Instant) -> Pace {
         let mut p = Pace::new(4, None, 1, t0);
         for i in 0..40 {
             let t = t0 + ms(25 * i);
@@ -630,7 +632,7 @@ mod tests {
         let first = p
             .throttled(last, false, t0 + Duration::from_secs(1))
             .unwrap();
-        assert!((first.rate - 36.0).abs() < 1e-9, "{first:?}");
+        assert!((first.rate - CUT * 40.0).abs() < 1e-9, "{first:?}");
         p
     }
 
@@ -640,15 +642,16 @@ mod tests {
         let from = t0 + Duration::from_secs(1);
         // MIN_ROUND paced requests answered, the last a 429: 7 of 8 taken. The cut comes at
         // once, without waiting CUT_GAP.
-        let mut p = paced_at_36(t0);
+        let mut p = paced_after_a_first_cut(t0);
         let cut = paced_round(&mut p, from, "AAAAAAAR").expect("a measured round");
         let was = cut.was.unwrap();
-        assert!((36.0..36.5).contains(&was), "{cut:?}"); // it rose a little meanwhile
+        let first = CUT * 40.0;
+        assert!((first..first + 0.5).contains(&was), "{cut:?}"); // it rose a little meanwhile
         assert!((cut.estimate - was * 8.0 / 9.0).abs() < 1e-9, "{cut:?}"); // (7 + 1) / (8 + 1)
         assert!((cut.rate - CUT * cut.estimate).abs() < 1e-9, "{cut:?}");
         // Two 429s measure a round too, once half as many answers are in: 3 of 5 taken,
         // (3 + 1) / (5 + 1).
-        let mut p = paced_at_36(t0);
+        let mut p = paced_after_a_first_cut(t0);
         let cut = paced_round(&mut p, from, "AARAR").expect("two 429s");
         assert!(
             (cut.estimate - cut.was.unwrap() * 4.0 / 6.0).abs() < 1e-9,
@@ -656,9 +659,9 @@ mod tests {
         );
         // One 429 among fewer than MIN_ROUND answers, within CUT_GAP, does not; nor do two
         // among fewer than half of them.
-        let mut p = paced_at_36(t0);
+        let mut p = paced_after_a_first_cut(t0);
         assert_eq!(paced_round(&mut p, from, "AAARAA"), None);
-        let mut p = paced_at_36(t0);
+        let mut p = paced_after_a_first_cut(t0);
         assert_eq!(paced_round(&mut p, from, "RR"), None);
     }
 
@@ -709,7 +712,7 @@ mod tests {
         );
         assert!((cut.rate - CUT * cut.estimate).abs() < 1e-9, "{cut:?}");
         // However many cuts, never below MIN_RATE.
-        for _ in 0..40 {
+        for _ in 0..100 {
             t += CUT_GAP;
             p.throttled(t - ms(1), false, t);
         }
