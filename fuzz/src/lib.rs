@@ -10,9 +10,9 @@
 use std::cell::OnceCell;
 
 use lpdrop_liveperson::page::{
-    RepairedBody, decode_agent_group, decode_chat_record, decode_record, decode_repaired,
-    decode_skill, decode_user, parse_chat_page, parse_entity_list, parse_envelope, parse_page,
-    parse_repairing,
+    RepairedBody, decode_agent_group, decode_chat_record, decode_page_at_once, decode_record,
+    decode_repaired, decode_skill, decode_user, parse_chat_page, parse_entity_list, parse_envelope,
+    parse_page, parse_repairing,
 };
 use lpdrop_tables::{ChatTables, DimensionTables, Lineage, MessagingTables, TableBuffer};
 use serde_json::value::RawValue;
@@ -63,6 +63,10 @@ pub fn messaging_page(data: &[u8]) -> Outcome {
         Ok(page) => page,
         Err(reason) => {
             check_reason(&reason);
+            assert!(
+                decode_page_at_once(data).is_none(),
+                "one pass read a page the other refused"
+            );
             return Outcome {
                 page_rejected: true,
                 ..Outcome::default()
@@ -73,7 +77,21 @@ pub fn messaging_page(data: &[u8]) -> Outcome {
     // must accept every page the pipeline can read, and count the same records.
     let envelope = envelope.unwrap_or_else(|e| panic!("page parses but its envelope not: {e}"));
     assert_eq!(envelope.record_count(), page.records.len());
-    messaging_records(&page.records, &repaired)
+    let outcome = messaging_records(&page.records, &repaired);
+    // The one-pass decode, where it answers, answers exactly what the record-by-record path
+    // gives: every record kept, the same conversations.
+    if let Some(at_once) = decode_page_at_once(data) {
+        assert_eq!(
+            outcome.quarantined, 0,
+            "one pass kept a record the other refused"
+        );
+        assert_eq!(at_once.len(), page.records.len());
+        for (fast, raw) in at_once.iter().zip(&page.records) {
+            let slow = decode_record(raw).expect("kept by the record-by-record path");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+    }
+    outcome
 }
 
 /// Decodes and appends records as the pipeline does; every record is kept or quarantined.

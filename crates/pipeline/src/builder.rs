@@ -9,8 +9,9 @@ use arrow::record_batch::RecordBatch;
 use lpdrop_drop::writer::MemoryStats;
 use lpdrop_drop::{CommittedDrop, DropError, DropInfo, DropWriter};
 use lpdrop_liveperson::page::{
-    Refused, decode_agent_group, decode_chat_record, decode_record, decode_repaired, decode_skill,
-    decode_user, parse_chat_page, parse_entity_list, parse_page, parse_repairing,
+    Refused, decode_agent_group, decode_chat_record, decode_page_at_once, decode_record,
+    decode_repaired, decode_skill, decode_user, parse_chat_page, parse_entity_list, parse_page,
+    parse_repairing,
 };
 use lpdrop_liveperson::webhook::notification::Change;
 use lpdrop_liveperson::{AccountEntity, Conversation, Window};
@@ -63,11 +64,25 @@ pub fn decode_messaging_page(
     origin: &str,
     mapping: Option<&ColumnMapping>,
 ) -> Result<DecodedPage> {
+    let adds = added_by(mapping, CONVERSATIONS);
+    // Added columns are read from each record's own bytes, which only the record-by-record
+    // path keeps.
+    if adds.is_none()
+        && let Some(records) = decode_page_at_once(body)
+    {
+        return Ok(DecodedPage {
+            origin: origin.to_string(),
+            input_bytes: body.len() as u64,
+            records: records
+                .into_iter()
+                .map(|c| Ok((c, AddedValues::default())))
+                .collect(),
+        });
+    }
     let repaired = OnceCell::new();
     let parsed = parse_repairing(body, &repaired, parse_page)
         .map_err(anyhow::Error::msg)
         .with_context(|| origin.to_string())?;
-    let adds = added_by(mapping, CONVERSATIONS);
     let records = parsed
         .records
         .iter()
