@@ -179,7 +179,7 @@ print(json.dumps({"groups": groups, "smallest": smallest, "table": where}))
 
 def writer_memory(stderr):
     """From convert's debug log: the drop writer's peak buffered bytes (the encoders' own count),
-    row groups written early for its budget, the process's peak heap as glibc counted it when
+    row groups written early for its budget, the process's peak heap as the allocator counted it when
     the writer looked, and row groups written early for the heap limit."""
     def field(name):
         m = re.search(name + r"=(\d+)", stderr)
@@ -348,7 +348,10 @@ MEMORY_PROFILE = [
     " every few milliseconds) wrote 260 to 600 row groups early at 100,000 conversations, of 0.4 MB each:"
     " 130 / 151 MiB, within 1.2x, but row groups 100 times smaller than readers want (pitfalls P7). The"
     " limit is kept as a safety net at 384 MiB (`--memory-limit-mb`), which these runs never reach."
-    " jemalloc and mimalloc (`LD_PRELOAD`): no better than glibc. `MALLOC_ARENA_MAX=2`: -2 MiB.",
+    " jemalloc and mimalloc (`LD_PRELOAD`): no better than glibc for memory. `MALLOC_ARENA_MAX=2`: -2 MiB."
+    " (Since 2026-12-05 the allocator is jemalloc, linked in, for speed: two arenas and freed pages"
+    " returned after 1 s gave the same peak RSS as glibc with its 1 MiB mmap threshold, 149 / 197 MiB"
+    " at 10,000 / 100,000 against 147 / 196, at a third less CPU.)",
     "- What would close the gap to 1.2x: files closed at a smaller size (the page index is bounded by the"
     " file), or an upstream option to leave the level histograms out of the page index; indices of"
     " dictionary pages kept as 16 or 32 bits instead of 64 (arrow-rs); and a pipeline sized to its"
@@ -372,13 +375,18 @@ SYNC_FINDINGS = [
     " pages are handed over in order. Until 2026-12-05 the client fetched only 8 pages ahead of the"
     " one handed over, so the sync waited with the refused page: 0.75 to 0.87 of the limit over one"
     " day. It now fetches up to 32 pages ahead (8 per request slot, about 1.6 s at 20 requests/s),"
-    " so the other slots go on while one page waits: 0.89 to 0.90 (hand runs, 3 each). What is left"
-    " is the pace itself: a cut sets it to 0.9 of the estimate, and it climbs back 1% a second, so"
-    " over 6 s of fetching it averages about 0.9; 0.95 would take a cut closer to the limit (more"
-    " 429s) or a faster climb.",
-    "- With the limit known (`--api-max-rps`), no request is refused and the rate is 0.96 to 0.97 of"
-    " it. A request holds its slot from its token until its answer is in, not while the answer is"
-    " parsed, so 4 slots keep up with 20 requests/s of 2 MB answers on these 2 cores.",
+    " so the other slots go on while one page waits: 0.89 to 0.90 (hand runs, 3 each). What was left"
+    " then was the pace itself: a cut set it to 0.9 of the estimate, and it climbs back 1% a second,"
+    " so over 6 s of fetching it averaged about 0.9.",
+    "- A cut now sets the pace to 0.95 of the estimate (2026-12-05, afternoon; hand runs of one day,"
+    " 3 to 6 each): 0.91 to 0.95 of the limit, 3 or 4 answered 429, against 0.87 to 0.90 with 3 at"
+    " 0.9. A faster climb instead (2% a second) gave 0.93 to 0.95 at 0.9, and 0.80 to 0.97 at 0.95:"
+    " its 429s cost what it gained. Three days: 0.96 to 0.98.",
+    "- With the limit known (`--api-max-rps`), no request is refused and the rate is 0.97 to 0.98 of"
+    " it (0.96 to 0.97 before `convert`'s decode got faster: the span ends with the commit, after the"
+    " last pages are decoded and written). A request holds its slot from its token until its answer"
+    " is in, not while the answer is parsed, so 4 slots keep up with 20 requests/s of 2 MB answers on"
+    " these 2 cores.",
 ]
 
 WORKER_FINDINGS = [
@@ -399,6 +407,11 @@ WORKER_FINDINGS = [
     " the others, and each request takes its send time from the account's schedule in the queue"
     " (paced apart, 4 processes' requests fell together at random and were refused below the"
     " limit). 0.76 to 0.80 of the limit with 3 to 13 answered 429 (one process: 1 to 5).",
+    "- The cut at 0.95 of the estimate instead of 0.9 (2026-12-05, afternoon): one process 0.92 ->"
+    " 0.96, 4 processes 0.80 -> 0.82 to 0.83 (3 answered 429). The first cut while several processes"
+    " share the account takes half of each one's estimate (its burst overstates its share); taking"
+    " 0.75 or all of it gave 0.72 to 0.77 with 10 to 25 answered 429, and 0.35 or 0.25 of it gave"
+    " 0.62 and 0.47 (the pace then climbs back only 1% a second).",
     "- What is left for 4 processes: the start. Until the first 429 no one knows the limit; the 4"
     " processes' first requests (one slot each) go out together, and until the first cut is on the"
     " board (read every 20 ms until then) each process's own burst goes on. The refused pages wait"
@@ -601,7 +614,7 @@ def main():
         "",
         "Memory and row groups of the same runs:",
         "",
-        "| conversations | convert peak RSS MiB | vs the first size | peak heap MiB (glibc) | writer's open row groups, peak MiB (encoders' count) | row groups written early for the budget / the heap limit | row groups | smallest row group not last in its file, MB |",
+        "| conversations | convert peak RSS MiB | vs the first size | peak heap MiB (the allocator's count) | writer's open row groups, peak MiB (encoders' count) | row groups written early for the budget / the heap limit | row groups | smallest row group not last in its file, MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

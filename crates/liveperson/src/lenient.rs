@@ -231,36 +231,46 @@ pub fn kept_text(raw: Box<RawValue>) -> Option<String> {
 pub fn compact_json(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
-    let (mut in_string, mut escaped) = (false, false);
-    let mut out: Option<Vec<u8>> = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    // What the APIs send is compact already; most nodes have no whitespace byte at all.
+    if !bytes.iter().any(|&b| is_space(b)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let b = bytes[at];
+        if b == b'"' {
+            // Copy the whole string: find its closing quote, skipping escaped characters.
+            let mut end = at + 1;
+            loop {
+                match memchr::memchr2(b'"', b'\\', bytes.get(end..).unwrap_or_default()) {
+                    Some(found) if bytes[end + found] == b'"' => {
+                        end += found + 1;
+                        break;
+                    }
+                    // A backslash and the character it escapes.
+                    Some(found) => end += found + 2,
+                    None => {
+                        end = bytes.len();
+                        break;
+                    }
+                }
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if is_space(b) {
-            out.get_or_insert_with(|| {
-                let mut v = Vec::with_capacity(bytes.len());
-                v.extend_from_slice(&bytes[..i]);
-                v
-            });
-            continue;
-        }
-        if let Some(out) = out.as_mut() {
-            out.push(b);
+            let end = end.min(bytes.len());
+            out.extend_from_slice(&bytes[at..end]);
+            at = end;
+        } else {
+            if !is_space(b) {
+                out.push(b);
+            }
+            at += 1;
         }
     }
-    match out {
-        None => Cow::Borrowed(text),
-        // Only ASCII whitespace outside strings was removed, so the text is still UTF-8.
-        Some(v) => Cow::Owned(String::from_utf8(v).expect("removing ASCII keeps UTF-8")),
+    if out.len() == bytes.len() {
+        return Cow::Borrowed(text); // the whitespace was all inside strings
     }
+    // Only ASCII whitespace outside strings was removed, so the text is still UTF-8.
+    Cow::Owned(String::from_utf8(out).expect("removing ASCII keeps UTF-8"))
 }
 
 /// Deserializes a list that may be absent, `null`, or (rarely) a single object instead of a list.
@@ -376,6 +386,10 @@ mod tests {
         let compact = "{\"z\":[1,2.50,\"a b\"],\"a\":{\"q\":\"say \\\"hi\\\" \\u00e9\\\\\"}}";
         assert_eq!(compact_json(sent), compact);
         assert!(matches!(compact_json(compact), Cow::Borrowed(_)));
+        // Text cut short inside a string (never from the parser, which checks it) is copied
+        // as far as it goes, without a panic.
+        assert_eq!(compact_json(" \"a b\\"), "\"a b\\");
+        assert_eq!(compact_json("[ \"a"), "[\"a");
         assert_eq!(
             parse::<RawJson>(sent).unwrap(),
             RawJson(Some(compact.into()))
