@@ -384,8 +384,9 @@ SYNC_FINDINGS = [
     " its 429s cost what it gained. Three days: 0.96 to 0.98.",
     "- The spread: the table is the best of 2 turns. In the run of 2026-12-05 12:24 the other one-day"
     " turn reached only 0.69 (3 answered 429), and 6 more hand runs right after gave 0.91 to 0.95 (mean"
-    " 0.94). A slow turn is one whose cut came from a round of few answers with several refused (the"
-    " share is then measured low), after which the pace climbs back only 1% a second; the default is"
+    " 0.94). Why that turn was slow is not known (the benchmark keeps no logs); a deep cut from a round"
+    " of few answers with several refused, after which the pace climbs back only 1% a second, would do"
+    " it. The default is"
     " therefore just under the 0.95 target on average, and a known limit (`--api-max-rps`) is what"
     " reaches it every time.",
     "- With the limit known (`--api-max-rps`), no request is refused and the rate is 0.97 to 0.98 of"
