@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::account_records::{AgentGroup, Skill, User};
 use crate::chat_records::ChatRecord;
-use crate::records::Conversation;
+use crate::records::{Conversation, decode_tracking_path};
 
 /// A decoded MI search page whose records still borrow the page bytes.
 #[derive(Debug, Deserialize)]
@@ -230,17 +230,10 @@ pub fn parse_repairing<'a, P>(
 
 /// Decodes one JSON value as `T`; the error says which field could not be read and why.
 fn decode_as<T: DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
-    match serde_json::from_str(raw.get()) {
-        Ok(v) => Ok(v),
-        // Decode again with path tracking only on failure: it is slower, and failures are rare.
-        Err(plain) => {
-            let de = &mut serde_json::Deserializer::from_str(raw.get());
-            Err(match serde_path_to_error::deserialize::<_, T>(de) {
-                Err(e) => format!("field {}: {}", e.path(), e.inner()),
-                Ok(_) => plain.to_string(),
-            })
-        }
-    }
+    decode_tracking_path(raw.get()).map_err(|(path, e)| match path {
+        Some(path) => format!("field {path}: {e}"),
+        None => e.to_string(),
+    })
 }
 
 /// Decodes one record; the error says which field could not be read and why.

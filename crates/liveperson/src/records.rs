@@ -420,26 +420,25 @@ fn is_placeholder(s: &str) -> bool {
 
 /// Reads `T` from the JSON text of one node; on failure the message names the path inside it.
 pub(crate) fn typed_from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    match serde_json::from_str(text) {
-        Ok(t) => Ok(t),
-        // Again with path tracking only on failure: it is slower, and failures are rare.
-        Err(plain) => Err(
-            match serde_path_to_error::deserialize::<_, T>(&mut serde_json::Deserializer::from_str(
-                text,
-            )) {
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let reason = without_position(e.inner());
-                    if path == "." {
-                        reason
-                    } else {
-                        format!("{path}: {reason}")
-                    }
-                }
-                Ok(_) => without_position(&plain),
-            },
-        ),
-    }
+    decode_tracking_path(text).map_err(|(path, e)| match path {
+        Some(path) if path != "." => format!("{path}: {}", without_position(&e)),
+        _ => without_position(&e),
+    })
+}
+
+/// Decodes `T` from `text`. On failure it decodes again with path tracking (slower, and
+/// failures are rare) and returns the path inside `text` where it failed, with the error;
+/// `None` for the path if the second decode did not fail.
+pub(crate) fn decode_tracking_path<T: DeserializeOwned>(
+    text: &str,
+) -> Result<T, (Option<String>, serde_json::Error)> {
+    serde_json::from_str(text).map_err(|plain| {
+        let tracked = &mut serde_json::Deserializer::from_str(text);
+        match serde_path_to_error::deserialize::<_, T>(tracked) {
+            Err(e) => (Some(e.path().to_string()), e.into_inner()),
+            Ok(_) => (None, plain),
+        }
+    })
 }
 
 /// An error's message without serde_json's "at line L column C": the position is inside one
