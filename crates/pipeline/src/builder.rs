@@ -5,6 +5,8 @@ use std::cell::OnceCell;
 use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result};
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use lpdrop_drop::writer::MemoryStats;
 use lpdrop_drop::{CommittedDrop, DropError, DropInfo, DropWriter};
@@ -34,15 +36,27 @@ const BATCH_BYTES: usize = 16 << 20;
 /// early, so that 32 tables cannot hold 32 × [`BATCH_BYTES`] between them.
 const BUFFERS_BYTES: usize = 32 << 20;
 
-/// A Messaging Interactions search page, decoded: its records in page order. Decoding is the
-/// costly part of a page, and needs nothing from the [`DropBuilder`], so `convert` does it on
-/// several threads ([`decode_messaging_page`]) and hands the pages over in file order
-/// ([`DropBuilder::decoded_page`]), which keeps the drop independent of thread timing.
+/// What a decoding thread needs to turn a Messaging Interactions search page into table
+/// batches: the drop's lineage and its column mapping. Decoding a page and splitting its
+/// records into rows are the costly part, and need nothing else of the [`DropBuilder`], so
+/// `convert` does both on several threads ([`PageSplitter::split`]) and hands the pages over
+/// in file order ([`DropBuilder::decoded_page`]), which keeps the drop independent of thread
+/// timing. Made by [`DropBuilder::page_splitter`].
+#[derive(Clone)]
+pub struct PageSplitter {
+    lineage: Lineage,
+    mapping: Option<Arc<ColumnMapping>>,
+}
+
+/// A search page, decoded and split into one batch per table it has rows of. Which records
+/// are kept (inside the window, seen for the first time) is the builder's to say, in page
+/// order: until then every readable record's rows are in the batches.
 pub struct DecodedPage {
     origin: String,
     input_bytes: u64,
-    /// Each record with the values of the columns a column mapping adds to `conversations`.
-    records: Vec<Result<(Conversation, AddedValues), Unreadable>>,
+    /// Each record in page order: what the builder decides on, or why it is unreadable.
+    records: Vec<Result<RecordFacts, Unreadable>>,
+    batches: Vec<PageBatch>,
 }
 
 #[cfg(test)]
@@ -53,49 +67,133 @@ impl DecodedPage {
     }
 }
 
+/// What the builder needs to know of a decoded conversation to keep it or not.
+struct RecordFacts {
+    id: String,
+    start_ms: i64,
+    open: bool,
+}
+
+/// The rows of one table from one page.
+struct PageBatch {
+    table: &'static str,
+    batch: RecordBatch,
+    /// Record `i`'s rows are `starts[i]..starts[i + 1]` (an unreadable record has none).
+    starts: Vec<u32>,
+}
+
 /// A record that could not be read: it goes to quarantine, with its bytes as received.
 type Unreadable = Refused;
 
-/// Parses and decodes one search page; `origin` names the page in errors and quarantine.
-/// With a column mapping that adds columns to `conversations`, their values are read here
-/// too, on the decoding thread.
-pub fn decode_messaging_page(
+impl PageSplitter {
+    pub fn new(lineage: Lineage, mapping: Option<Arc<ColumnMapping>>) -> Self {
+        PageSplitter { lineage, mapping }
+    }
+
+    /// Parses and decodes one search page, and splits its records into table batches (as the
+    /// column mapping maps them); `origin` names the page in errors and quarantine.
+    pub fn split(&self, body: &[u8], origin: &str) -> Result<DecodedPage> {
+        let mapping = self.mapping.as_deref();
+        let records = decode_conversations(body, origin, mapping)?;
+        let mut tables = MessagingTables::new();
+        let mut added: Vec<_> = added_by(mapping, CONVERSATIONS)
+            .map(|m| (CONVERSATIONS, m.builder()))
+            .into_iter()
+            .collect();
+        let mut starts: Vec<Vec<u32>> = tables
+            .buffers()
+            .iter()
+            .map(|_| {
+                let mut s = Vec::with_capacity(records.len() + 1);
+                s.push(0);
+                s
+            })
+            .collect();
+        let mut facts = Vec::with_capacity(records.len());
+        for decoded in records {
+            facts.push(decoded.map(|(mut c, values)| {
+                tables.append(&c);
+                if let Some((_, columns)) = added.first_mut() {
+                    columns.push(&values);
+                }
+                RecordFacts {
+                    start_ms: c.info.start_time_l.0.expect("checked by decode_record"),
+                    open: c.info.status.0.as_deref() == Some("OPEN"),
+                    id: c
+                        .info
+                        .conversation_id
+                        .0
+                        .take()
+                        .expect("checked by decode_record"),
+                }
+            }));
+            for (s, buffer) in starts.iter_mut().zip(tables.buffers()) {
+                s.push(u32::try_from(buffer.rows()).expect("a page holds fewer than 2^32 rows"));
+            }
+        }
+        let batches = tables
+            .buffers_mut()
+            .iter_mut()
+            .zip(starts)
+            .filter(|(buffer, _)| buffer.rows() > 0)
+            .map(|(buffer, starts)| {
+                let table = buffer.def().name;
+                let batch = buffer.finish_batch(&self.lineage);
+                PageBatch {
+                    table,
+                    batch: mapped_batch(mapping, &mut added, table, batch),
+                    starts,
+                }
+            })
+            .collect();
+        Ok(DecodedPage {
+            origin: origin.to_string(),
+            input_bytes: body.len() as u64,
+            records: facts,
+            batches,
+        })
+    }
+}
+
+/// Each record of a search page, decoded, with the values of the columns a column mapping
+/// adds to `conversations`; or why it cannot be read.
+fn decode_conversations(
     body: &[u8],
     origin: &str,
     mapping: Option<&ColumnMapping>,
-) -> Result<DecodedPage> {
+) -> Result<Vec<Result<(Conversation, AddedValues), Unreadable>>> {
     let adds = added_by(mapping, CONVERSATIONS);
     // Added columns are read from each record's own bytes, which only the record-by-record
     // path keeps.
     if adds.is_none()
         && let Some(records) = decode_page_at_once(body)
     {
-        return Ok(DecodedPage {
-            origin: origin.to_string(),
-            input_bytes: body.len() as u64,
-            records: records
-                .into_iter()
-                .map(|c| Ok((c, AddedValues::default())))
-                .collect(),
-        });
+        return Ok(records
+            .into_iter()
+            .map(|c| Ok((c, AddedValues::default())))
+            .collect());
     }
     let repaired = OnceCell::new();
     let parsed = parse_repairing(body, &repaired, parse_page)
         .map_err(anyhow::Error::msg)
         .with_context(|| origin.to_string())?;
-    let records = parsed
+    Ok(parsed
         .records
         .iter()
         .map(|raw| {
             decode_repaired(raw, &repaired, decode_record)
                 .map(|c| (c, adds.map(|m| m.values(raw)).unwrap_or_default()))
         })
-        .collect();
-    Ok(DecodedPage {
-        origin: origin.to_string(),
-        input_bytes: body.len() as u64,
-        records,
-    })
+        .collect())
+}
+
+/// `batch` without the rows of the records in `left_out` (indices in page order).
+fn without_records(batch: &RecordBatch, starts: &[u32], left_out: &[usize]) -> Result<RecordBatch> {
+    let mut keep = vec![true; batch.num_rows()];
+    for &i in left_out {
+        keep[starts[i] as usize..starts[i + 1] as usize].fill(false);
+    }
+    Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
 }
 
 /// The root tables, whose rows are whole records: the tables a column mapping adds to.
@@ -308,11 +406,6 @@ impl DropBuilder {
         Ok(self)
     }
 
-    /// The column mapping the drop is written with.
-    pub fn column_mapping(&self) -> Option<Arc<ColumnMapping>> {
-        self.mapping.clone()
-    }
-
     /// Buffers the added values of a root row just appended to `table`.
     fn push_added(&mut self, table: &str, values: &AddedValues) {
         if let Some((_, columns)) = self.added.iter_mut().find(|(t, _)| *t == table) {
@@ -362,77 +455,82 @@ impl DropBuilder {
     }
 
     fn messaging_page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
-        let page = decode_messaging_page(body, origin, self.mapping.as_deref())?;
+        let page = self.page_splitter().split(body, origin)?;
         self.decoded_page(page, window)
     }
 
-    /// Takes a page decoded by [`decode_messaging_page`], exactly as [`DropBuilder::page`] takes
-    /// its bytes: records outside `window` are skipped, and repeated conversations too (the
-    /// first sighting wins, so pages must come in their order).
+    /// What splits search pages into this drop's table batches, on any thread.
+    pub fn page_splitter(&self) -> PageSplitter {
+        PageSplitter::new(self.lineage.clone(), self.mapping.clone())
+    }
+
+    /// Takes a page split by [`PageSplitter::split`], exactly as [`DropBuilder::page`] takes
+    /// its bytes: records outside `window` are left out, and repeated conversations too (the
+    /// first sighting wins, so pages must come in their order); unreadable ones go to
+    /// quarantine.
     pub fn decoded_page(&mut self, page: DecodedPage, window: Option<Window>) -> Result<()> {
         let DecodedPage {
             origin,
             input_bytes,
             records,
+            batches,
         } = page;
         self.stats.pages += 1;
         self.stats.input_bytes += input_bytes;
-        for (i, decoded) in records.into_iter().enumerate() {
-            self.conversation(decoded, window, || format!("{origin} record {i}"))?;
+        let mut left_out = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            self.stats.records += 1;
+            match record {
+                Ok(facts) => {
+                    if !self.keeps_conversation(facts, window) {
+                        left_out.push(i);
+                    }
+                }
+                Err(unreadable) => self.quarantine(unreadable, format!("{origin} record {i}"))?,
+            }
         }
+        let mut kept = Vec::with_capacity(batches.len());
+        for PageBatch {
+            table,
+            batch,
+            starts,
+        } in batches
+        {
+            let batch = if left_out.is_empty() {
+                batch
+            } else {
+                without_records(&batch, &starts, &left_out)?
+            };
+            if batch.num_rows() > 0 {
+                kept.push((table, batch));
+            }
+        }
+        // One hand-over per page: a page has rows in about twenty tables.
+        self.writer.send(Box::new(move |w| {
+            kept.iter()
+                .try_for_each(|(table, batch)| w.write_batch(table, batch))
+        }))?;
         self.flush(false)
     }
 
-    /// One decoded conversation record (the record-level entry of the builder, for sources
-    /// that do not come in search pages): kept when it is inside `window` and seen for the
-    /// first time; an unreadable one goes to quarantine under the name `origin` gives. Call
-    /// [`DropBuilder::flush_full`] after a batch of records.
-    pub fn conversation(
-        &mut self,
-        decoded: Result<(Conversation, AddedValues), Refused>,
-        window: Option<Window>,
-        origin: impl FnOnce() -> String,
-    ) -> Result<()> {
-        self.stats.records += 1;
-        let (conversation, added) = match decoded {
-            Ok(decoded) => decoded,
-            Err(unreadable) => return self.quarantine(unreadable, origin()),
-        };
-        let start = conversation
-            .info
-            .start_time_l
-            .0
-            .expect("checked by decode_record");
-        if window.is_some_and(|w| !w.contains(start)) {
+    /// True when a decoded conversation is inside `window` and seen for the first time (its
+    /// rows are kept), counted either way.
+    fn keeps_conversation(&mut self, facts: RecordFacts, window: Option<Window>) -> bool {
+        if window.is_some_and(|w| !w.contains(facts.start_ms)) {
             self.stats.outside_window += 1;
-            return Ok(());
+            return false;
         }
-        let id = conversation
-            .info
-            .conversation_id
-            .0
-            .as_deref()
-            .expect("checked by decode_record");
-        if !self.first_sighting(window, id) {
+        if !self.first_sighting(window, &facts.id) {
             self.stats.duplicates += 1;
-            return Ok(());
+            return false;
         }
-        if conversation.info.status.0.as_deref() == Some("OPEN") {
+        if facts.open {
             self.stats.open_conversations += 1;
-            self.open_conversation_ids.push(id.to_string());
+            self.open_conversation_ids.push(facts.id);
         }
-        self.saw_start(start);
-        if let Tables::Messaging(tables) = &mut self.tables {
-            tables.append(&conversation);
-        }
-        self.push_added(CONVERSATIONS, &added);
+        self.saw_start(facts.start_ms);
         self.stats.conversations += 1;
-        Ok(())
-    }
-
-    /// Hands full table buffers to the writer (what each page ends with).
-    pub fn flush_full(&mut self) -> Result<()> {
-        self.flush(false)
+        true
     }
 
     /// An Engagement History page: the same rules as a messaging page, keyed by engagement id

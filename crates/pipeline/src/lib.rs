@@ -19,7 +19,7 @@ pub mod run;
 pub mod saved_pages;
 pub mod sources;
 
-pub use builder::{BuildStats, DecodedPage, DropBuilder, decode_messaging_page};
+pub use builder::{BuildStats, DecodedPage, DropBuilder, PageSplitter};
 pub use progress::{Counts, NoProgress, Progress};
 pub use run::{
     CommitFence, DropPlan, DropReport, OutputSettings, PlannedDrop, api_name, run_drop,

@@ -19,7 +19,7 @@ use lpdrop_liveperson::window::fmt_ms;
 use lpdrop_liveperson::{Window, page};
 use lpdrop_tables::Source;
 
-use crate::builder::{DecodedPage, DropBuilder, decode_messaging_page};
+use crate::builder::{DecodedPage, DropBuilder, PageSplitter};
 use crate::progress::{Counts, Progress};
 use crate::run::{api_name, time_basis};
 use crate::sources::{Fed, RecordSource};
@@ -90,8 +90,9 @@ fn lines_of(input: Box<dyn Read + Send>, name: String) -> PageSource {
     }))
 }
 
-/// Threads that read and decode pages: `LPDROP_DECODE_THREADS`, by default one per core. One
-/// more thread splits the decoded records into tables and encodes parquet.
+/// Threads that read, decode and split pages into table batches: `LPDROP_DECODE_THREADS`, by
+/// default one per core. One more thread keeps or leaves out each record, and one encodes
+/// parquet.
 fn decode_threads() -> usize {
     std::env::var("LPDROP_DECODE_THREADS")
         .ok()
@@ -106,7 +107,7 @@ fn decode_threads() -> usize {
 const READ_AHEAD: usize = 1;
 const DECODED_AHEAD: usize = 2;
 
-/// Decodes `pages` on `threads` threads, and gives them to `take` in input order.
+/// Decodes and splits `pages` on `threads` threads, and gives them to `take` in input order.
 ///
 /// One thread reads the pages and deals them out in turn: page `i` goes to decoding thread
 /// `i % threads`, each of which has its own bounded channels, and this thread takes the
@@ -116,7 +117,7 @@ const DECODED_AHEAD: usize = 2;
 fn decode_in_order(
     pages: PageSource,
     threads: usize,
-    mapping: Option<&lpdrop_tables::ColumnMapping>,
+    splitter: &PageSplitter,
     mut take: impl FnMut(DecodedPage) -> Result<()>,
 ) -> Result<()> {
     let threads = threads.max(1);
@@ -128,9 +129,7 @@ fn decode_in_order(
             let (page_tx, page_rx) = mpsc::sync_channel::<Result<DecodedPage>>(DECODED_AHEAD);
             scope.spawn(move || {
                 for raw in raw_rx {
-                    let page = raw.and_then(|(origin, bytes)| {
-                        decode_messaging_page(&bytes, &origin, mapping)
-                    });
+                    let page = raw.and_then(|(origin, bytes)| splitter.split(&bytes, &origin));
                     let failed = page.is_err();
                     // The receiver is gone when the caller stopped at an error.
                     if page_tx.send(page).is_err() || failed {
@@ -256,13 +255,13 @@ impl RecordSource for SavedPages {
             ..
         } = self;
         progress.begin_pages(total.map(|t| t as u64));
-        // Reading and decoding run on `threads` threads; this one splits the records into
-        // tables (and a thread of the builder's encodes parquet). Bounded channels keep memory
-        // flat.
+        // Reading, decoding and splitting into tables run on `threads` threads; this one keeps
+        // each record or leaves it out, in input order (and a thread of the builder's encodes
+        // parquet). Bounded channels keep memory flat.
         let work = tokio::task::spawn_blocking(move || -> Result<Fed> {
-            let mapping = builder.column_mapping();
+            let splitter = builder.page_splitter();
             let mut done = 0i64;
-            decode_in_order(pages, threads, mapping.as_deref(), |page| {
+            decode_in_order(pages, threads, &splitter, |page| {
                 builder.decoded_page(page, window)?;
                 done += 1;
                 let s = &builder.stats;
@@ -312,6 +311,15 @@ mod tests {
         page_files(dir).unwrap()
     }
 
+    fn splitter() -> PageSplitter {
+        let lineage = lpdrop_tables::Lineage {
+            account_id: "1".into(),
+            drop_id: "d".into(),
+            extracted_at_ms: 0,
+        };
+        PageSplitter::new(lineage, None)
+    }
+
     fn source(input: &Path) -> PageSource {
         open_pages(input).unwrap().0
     }
@@ -323,7 +331,7 @@ mod tests {
         assert_eq!(files.len(), 10);
         for threads in [1, 2, 3, 4, 16] {
             let mut seen = Vec::new();
-            decode_in_order(source(dir.path()), threads, None, |page| {
+            decode_in_order(source(dir.path()), threads, &splitter(), |page| {
                 seen.push(page.origin().to_string());
                 Ok(())
             })
@@ -340,7 +348,7 @@ mod tests {
         std::fs::write(&files[3], b"{not json").unwrap();
         for threads in [1, 2, 3] {
             let mut seen = 0;
-            let err = decode_in_order(source(dir.path()), threads, None, |_| {
+            let err = decode_in_order(source(dir.path()), threads, &splitter(), |_| {
                 seen += 1;
                 Ok(())
             })
@@ -354,7 +362,7 @@ mod tests {
     fn a_failing_consumer_stops_the_decoding_threads() {
         let dir = tempfile::tempdir().unwrap();
         pages(dir.path(), 200);
-        let err = decode_in_order(source(dir.path()), 2, None, |page| {
+        let err = decode_in_order(source(dir.path()), 2, &splitter(), |page| {
             anyhow::ensure!(!page.origin().ends_with("00004.json"), "enough");
             Ok(())
         })
@@ -378,7 +386,7 @@ mod tests {
         let (source, total) = open_pages(&jsonl).unwrap();
         assert_eq!(total, None);
         let mut seen = Vec::new();
-        decode_in_order(source, 3, None, |page| {
+        decode_in_order(source, 3, &splitter(), |page| {
             seen.push(page.origin().to_string());
             Ok(())
         })
@@ -408,6 +416,17 @@ mod tests {
             .unwrap()
     }
 
+    /// Each table of the drop and its row count.
+    fn table_rows(report: &crate::DropReport) -> Vec<(String, u64)> {
+        report
+            .drop
+            .manifest
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.rows))
+            .collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_conversation_seen_twice_keeps_its_first_sighting_in_file_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -427,6 +446,8 @@ mod tests {
             assert_eq!(report.stats.conversations, 40);
             assert_eq!(report.stats.duplicates, 10);
             assert_eq!(report.open_conversation_ids, plain.open_conversation_ids);
+            // The repeats' rows are left out of every table, not only `conversations`.
+            assert_eq!(table_rows(&report), table_rows(&plain));
         }
     }
 
@@ -448,14 +469,6 @@ mod tests {
         assert_eq!(file.stats.pages, folder.stats.pages);
         assert_eq!(file.stats.input_bytes, folder.stats.input_bytes + 5);
         assert_eq!(file.open_conversation_ids, folder.open_conversation_ids);
-        let rows = |r: &crate::DropReport| -> Vec<(String, u64)> {
-            r.drop
-                .manifest
-                .tables
-                .iter()
-                .map(|t| (t.name.clone(), t.rows))
-                .collect()
-        };
-        assert_eq!(rows(&file), rows(&folder));
+        assert_eq!(table_rows(&file), table_rows(&folder));
     }
 }
