@@ -428,7 +428,10 @@ WORKER_FINDINGS = [
     " processes' first requests (one slot each) go out together, and until the first cut is on the"
     " board (read every 20 ms until then) each process's own burst goes on. The refused pages wait"
     " 1 s each. Then 4 process start-ups and exits on 2 shared cores. A known limit"
-    " (`--api-max-rps`, split by the board) avoids the burst altogether.",
+    " (`--api-max-rps`, split by the board) avoids the burst altogether. What would bring the"
+    " 429s down to one process's (the run of 2026-12-05 15:04: 3 against 1): one process probing at"
+    " a time, the others waiting for its first cut on the board (a probe lease in the queue, beside"
+    " the pace) before they send anything; not built.",
 ]
 
 
