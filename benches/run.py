@@ -428,10 +428,13 @@ WORKER_FINDINGS = [
     " processes' first requests (one slot each) go out together, and until the first cut is on the"
     " board (read every 20 ms until then) each process's own burst goes on. The refused pages wait"
     " 1 s each. Then 4 process start-ups and exits on 2 shared cores. A known limit"
-    " (`--api-max-rps`, split by the board) avoids the burst altogether. What would bring the"
-    " 429s down to one process's (the run of 2026-12-05 15:04: 3 against 1): one process probing at"
-    " a time, the others waiting for its first cut on the board (a probe lease in the queue, beside"
-    " the pace) before they send anything; not built.",
+    " (`--api-max-rps`, split by the board) avoids the burst altogether. Tried and not kept"
+    " (2026-12-05 evening): the processes other than the first by name holding their requests"
+    " back, for up to 2 s, until the first's cut is on the board. Worse: 3 to 18 answered 429 and"
+    " 0.57 to 0.90 of the limit in 4 turns, against 3 to 6 and 0.95 (the one probing has only its"
+    " share of the slots, and the others' held requests all go at once when the hold lapses). What"
+    " might bring the 429s down to one process's: the first process probing with the account's"
+    " whole set of slots, and the others released one by one at the published pace.",
 ]
 
 
