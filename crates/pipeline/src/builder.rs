@@ -234,7 +234,9 @@ pub struct BuildStats {
 
 /// The table buffers of one source: a drop holds the tables of exactly one.
 enum Tables {
-    Messaging(MessagingTables),
+    /// No buffers: a messaging page's rows are split on a decoding thread ([`PageSplitter`])
+    /// and reach the writer as the page's batches.
+    Messaging,
     Chat(ChatTables),
     Dimensions(DimensionTables),
     Webhooks(WebhookTables),
@@ -243,16 +245,25 @@ enum Tables {
 impl Tables {
     fn of(source: Source) -> Self {
         match source {
-            Source::Messaging => Tables::Messaging(MessagingTables::new()),
+            Source::Messaging => Tables::Messaging,
             Source::Chat => Tables::Chat(ChatTables::new()),
             Source::Dimensions => Tables::Dimensions(DimensionTables::new()),
             Source::Webhooks => Tables::Webhooks(WebhookTables::new()),
         }
     }
 
+    fn source(&self) -> Source {
+        match self {
+            Tables::Messaging => Source::Messaging,
+            Tables::Chat(_) => Source::Chat,
+            Tables::Dimensions(_) => Source::Dimensions,
+            Tables::Webhooks(_) => Source::Webhooks,
+        }
+    }
+
     fn buffers_mut(&mut self) -> &mut [TableBuffer] {
         match self {
-            Tables::Messaging(t) => t.buffers_mut(),
+            Tables::Messaging => &mut [],
             Tables::Chat(t) => t.buffers_mut(),
             Tables::Dimensions(t) => t.buffers_mut(),
             Tables::Webhooks(t) => t.buffers_mut(),
@@ -394,12 +405,19 @@ impl DropBuilder {
         let Some(mapping) = mapping else {
             return Ok(self);
         };
-        let defs: Vec<_> = self.tables.buffers_mut().iter().map(|b| b.def()).collect();
-        self.added = defs
+        let defs = lpdrop_tables::tables_of(self.tables.source());
+        // Only the tables buffered here take added values here; a messaging page's are added
+        // on its decoding thread.
+        self.added = self
+            .tables
+            .buffers_mut()
             .iter()
-            .filter_map(|d| added_by(Some(&mapping), d.name).map(|m| (d.name, m.builder())))
+            .filter_map(|b| {
+                let name = b.def().name;
+                added_by(Some(&mapping), name).map(|m| (name, m.builder()))
+            })
             .collect();
-        let (mapped, summary) = (mapping.apply_to(&defs), mapping.summary().clone());
+        let (mapped, summary) = (mapping.apply_to(defs), mapping.summary().clone());
         self.writer
             .send(Box::new(move |w| w.map_tables(&mapped, summary)))?;
         self.mapping = Some(mapping);
@@ -429,7 +447,7 @@ impl DropBuilder {
     /// quarantine entries.
     pub fn page(&mut self, body: &[u8], window: Option<Window>, origin: &str) -> Result<()> {
         match self.tables {
-            Tables::Messaging(_) => self.messaging_page(body, window, origin),
+            Tables::Messaging => self.messaging_page(body, window, origin),
             Tables::Chat(_) => self.chat_page(body, window, origin),
             Tables::Dimensions(_) => {
                 anyhow::bail!("{origin}: a dimension drop takes entity lists, not search pages")
@@ -506,10 +524,12 @@ impl DropBuilder {
             }
         }
         // One hand-over per page: a page has rows in about twenty tables.
-        self.writer.send(Box::new(move |w| {
-            kept.iter()
-                .try_for_each(|(table, batch)| w.write_batch(table, batch))
-        }))?;
+        if !kept.is_empty() {
+            self.writer.send(Box::new(move |w| {
+                kept.iter()
+                    .try_for_each(|(table, batch)| w.write_batch(table, batch))
+            }))?;
+        }
         self.flush(false)
     }
 
